@@ -1,0 +1,47 @@
+# Two commands matter: `make run` and `make test`. Both install what is missing first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+WORKERS ?= 1
+
+.PHONY: run test bench lint format deps system-deps
+
+run: deps
+	$(PY) -m stack --workers $(WORKERS)
+
+test: deps
+	$(PY) -m pytest
+
+bench: deps
+	$(PY) -m bench
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: deps
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+deps: system-deps $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) --no-print-directory apt PKGS=python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+# libmagic (for MIME detection) and redis-server (for `make run` and the tests)
+# come from the system's packages.
+system-deps:
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || missing="$$missing libmagic1"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PKGS="$$missing"; fi
+
+apt:
+	@echo "installing with apt:$(PKGS)"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	else echo "cannot install$(PKGS): not root and no sudo; install them and retry" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PKGS)

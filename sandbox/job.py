@@ -1,0 +1,42 @@
+"""What one job is: the script, the function to call and its argument."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.limits import Limits
+
+
+class InvalidJob(ValueError):
+    """The job itself is malformed; the message names the field at fault."""
+
+
+@dataclass(frozen=True)
+class Job:
+    script: str
+    fn: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    timeout_ms: int = 5_000
+
+    @classmethod
+    def create(
+        cls,
+        script: object,
+        fn: object,
+        payload: object = None,
+        timeout_ms: object = None,
+        limits: Limits = Limits(),
+    ) -> "Job":
+        """Validate raw input so that a bad job fails here, before any process starts."""
+        if not isinstance(script, str) or not script.strip():
+            raise InvalidJob("script must be a non-empty string")
+        if not isinstance(fn, str) or not fn:
+            raise InvalidJob("fn must be a non-empty string")
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            raise InvalidJob("payload must be a JSON object")
+        try:
+            timeout = limits.timeout_for(timeout_ms)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise InvalidJob(str(error)) from None
+        return cls(script=script, fn=fn, payload=payload, timeout_ms=timeout)

@@ -1,0 +1,54 @@
+"""The two shapes a job can end in, as the wire format promises them."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TIMEOUT_ERROR = "TIMEOUT_ERROR"
+MEMORY_LIMIT_ERROR = "MEMORY_LIMIT_ERROR"
+FUNCTION_NOT_FOUND = "FUNCTION_NOT_FOUND"
+SYNTAX_ERROR = "SYNTAX_ERROR"
+RUNTIME_ERROR = "RUNTIME_ERROR"
+RESULT_NOT_SERIALIZABLE = "RESULT_NOT_SERIALIZABLE"
+OUTPUT_LIMIT_ERROR = "OUTPUT_LIMIT_ERROR"
+PROCESS_ERROR = "PROCESS_ERROR"
+CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+    stack: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"message": self.message, "code": self.code, "stack": self.stack}
+
+
+@dataclass
+class Outcome:
+    """A finished job: a result, or a failure; logs either way."""
+
+    result: Any = None
+    error: Failure | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is None:
+            return {"result": self.result, "logs": self.logs}
+        return {**self.error.to_dict(), "logs": self.logs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Outcome":
+        logs = data.get("logs", [])
+        if "code" in data:
+            failure = Failure(data["code"], data["message"], data.get("stack", ""))
+            return cls(error=failure, logs=logs)
+        return cls(result=data.get("result"), logs=logs)
+
+
+def failed(code: str, message: str, logs: list[dict[str, Any]], stack: str = "") -> Outcome:
+    return Outcome(error=Failure(code, message, stack), logs=logs)
