@@ -34,3 +34,11 @@ def wait_until_gone(pids: set[int], seconds: float = 5.0) -> set[int]:
         time.sleep(0.05)
         alive = pids & harness_pids()
     return alive
+
+
+def wait_for_new(before: set[int], seconds: float = 10.0) -> set[int]:
+    """Harness processes that appeared since `before` was taken (empty if none in time)."""
+    deadline = time.monotonic() + seconds
+    while not (new := harness_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return new

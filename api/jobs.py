@@ -1,0 +1,79 @@
+"""Turning a valid request into a queued job, and reading jobs back."""
+
+import json
+import time
+import uuid
+
+from pydantic import ValidationError
+
+from api.errors import ApiError, Unavailable
+from api.schema import RunRequest, describe
+from sandbox import InvalidJob, Job
+from settings import Settings
+from tasks.run import submit
+from tasks.store import RUNNING, JobRecord, JobStore
+
+MAX_LONG_POLL_SECONDS = 60
+
+
+def parse_job(body: bytes, settings: Settings) -> Job:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "Request body must be valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    try:
+        request = RunRequest.model_validate(data)
+        return Job.create(
+            request.script, request.fn, request.payload, request.timeout, settings.limits
+        )
+    except ValidationError as error:
+        raise ApiError(400, describe(error)) from None
+    except InvalidJob as error:
+        raise ApiError(400, str(error)) from None
+
+
+def enqueue(store: JobStore, job: Job, settings: Settings) -> str:
+    """Queue `job` unless the queue is full; its id. Nothing is left half-created."""
+    if store.redis.llen(settings.queue_name) >= settings.max_queue_depth:
+        raise Unavailable(f"Queue is full ({settings.max_queue_depth} jobs waiting); retry later")
+    job_id = str(uuid.uuid4())
+    store.create(job_id, job.timeout_ms)
+    try:
+        submit(job_id, job)
+    except Exception:
+        try:
+            store.delete(job_id)
+        finally:
+            raise
+    return job_id
+
+
+def wait_for_sync(store: JobStore, job_id: str, job: Job, settings: Settings) -> JobRecord | None:
+    """Wait for the job's timeout plus the queue allowance; longer only if it has started."""
+    budget = (job.timeout_ms + settings.queue_wait_ms) / 1000
+    record = store.wait(job_id, budget)
+    if record is not None and record.status == RUNNING and record.started_at:
+        ends = int(record.started_at) / 1000 + job.timeout_ms / 1000
+        record = store.wait(job_id, max(ends + settings.task_time_margin_seconds - time.time(), 0))
+    return record
+
+
+def parse_wait(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ApiError(400, "wait: must be a number of seconds (0 to 60)") from None
+    if not 0 <= seconds < float("inf"):
+        raise ApiError(400, "wait: must be a number of seconds (0 to 60)")
+    return min(seconds, MAX_LONG_POLL_SECONDS)
+
+
+def valid_id(job_id: str) -> bool:
+    try:
+        return str(uuid.UUID(job_id)) == job_id
+    except ValueError:
+        return False

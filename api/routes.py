@@ -1,0 +1,81 @@
+"""HTTP endpoints: the original's synchronous `POST /`, and submit-and-poll under /jobs."""
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from api.errors import ApiError
+from api.jobs import enqueue, parse_job, parse_wait, valid_id, wait_for_sync
+from settings import Settings
+from tasks.store import JobStore
+
+bp = Blueprint("api", __name__)
+
+
+def _settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+def _store() -> JobStore:
+    return current_app.config["STORE"]
+
+
+@bp.post("/")
+@bp.post("/run")
+def run_sync() -> tuple[Response, int]:
+    settings, store = _settings(), _store()
+    job = parse_job(request.get_data(), settings)
+    job_id = enqueue(store, job, settings)
+    record = wait_for_sync(store, job_id, job, settings)
+    if record is None or not record.final or record.outcome is None:
+        message = (
+            "Job did not finish within its timeout plus the queue allowance; poll GET /jobs/<id>"
+        )
+        return jsonify(error=message, id=job_id), 504
+    outcome = record.outcome
+    return jsonify(outcome.to_dict()), 200 if outcome.ok else 422
+
+
+@bp.post("/jobs")
+def submit_async() -> tuple[Response, int, dict[str, str]]:
+    settings = _settings()
+    job_id = enqueue(_store(), parse_job(request.get_data(), settings), settings)
+    return jsonify(id=job_id, status="queued"), 202, {"Location": f"/jobs/{job_id}"}
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    wait = parse_wait(request.args.get("wait"))
+    record = _store().wait(job_id, wait) if valid_id(job_id) else None
+    if record is None:
+        raise ApiError(404, f"No job {job_id} (never submitted, or its result expired)")
+    return jsonify(record.to_dict())
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> Response | tuple[Response, int]:
+    store = _store()
+    previous = store.cancel(job_id) if valid_id(job_id) else None
+    record = store.get(job_id) if previous is not None else None
+    if record is None:
+        raise ApiError(404, f"No job {job_id} (never submitted, or its result expired)")
+    if previous not in ("queued", "running"):
+        return jsonify(error=f"Job already {record.status}", id=job_id, status=record.status), 409
+    return jsonify(record.to_dict())
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    from tasks.heartbeat import live_workers
+
+    settings, store = _settings(), _store()
+    body: dict[str, Any] = {"redis": "ok", "workers": [], "queue_depth": None}
+    try:
+        store.redis.ping()
+        body["workers"] = live_workers()
+        body["queue_depth"] = store.redis.llen(settings.queue_name)
+    except Exception as error:  # any Redis failure is what this endpoint reports
+        body["redis"] = f"unreachable: {error}"
+    healthy = body["redis"] == "ok" and bool(body["workers"])
+    body["status"] = "ok" if healthy else "unavailable"
+    return jsonify(body), 200 if healthy else 503

@@ -1,0 +1,77 @@
+"""Every setting of the service, read from environment variables in this one place.
+
+Each variable is listed in the README with its default. The sandbox takes its
+`Limits` as an argument and never reads the environment itself.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sandbox import Limits
+from sandbox.limits import MIB
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_host: str = "127.0.0.1"
+    api_port: int = 3333
+    api_processes: int = 2
+    api_threads: int = 64
+    max_body_bytes: int = 5 * MIB
+    max_queue_depth: int = 1_000
+    queue_wait_ms: int = 10_000
+    result_ttl_seconds: int = 3_600
+    worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    worker_max_memory_kib: int = 256 * 1024
+    task_time_margin_seconds: int = 5
+    queue_name: str = "sandbox"
+    limits: Limits = Limits()
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """Longer than a job can wait reserved plus run, so no job is delivered twice."""
+        return 2 * (self.limits.max_timeout_ms // 1000 + self.task_time_margin_seconds) + 60
+
+
+_INTS = {
+    "API_PORT": "api_port",
+    "API_PROCESSES": "api_processes",
+    "API_THREADS": "api_threads",
+    "MAX_BODY_BYTES": "max_body_bytes",
+    "MAX_QUEUE_DEPTH": "max_queue_depth",
+    "QUEUE_WAIT_MS": "queue_wait_ms",
+    "RESULT_TTL_SECONDS": "result_ttl_seconds",
+    "WORKER_CONCURRENCY": "worker_concurrency",
+    "WORKER_MAX_MEMORY_KIB": "worker_max_memory_kib",
+    "TASK_TIME_MARGIN_SECONDS": "task_time_margin_seconds",
+}
+_LIMIT_INTS = {
+    "JOB_DEFAULT_TIMEOUT_MS": "default_timeout_ms",
+    "JOB_MAX_TIMEOUT_MS": "max_timeout_ms",
+    "JOB_HEAP_MB": "heap_mb",
+    "JOB_MEMORY_MB": "memory_mb",
+    "JOB_MAX_LOG_LINES": "max_log_lines",
+    "JOB_MAX_LOG_BYTES": "max_log_bytes",
+    "JOB_MAX_RESULT_BYTES": "max_result_bytes",
+}
+_STRINGS = {"REDIS_URL": "redis_url", "API_HOST": "api_host", "QUEUE_NAME": "queue_name"}
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    try:
+        value = int(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {env[name]!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def load(env: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from `env`; a malformed value stops start-up with a message naming it."""
+    values: dict[str, object] = {f: env[n] for n, f in _STRINGS.items() if env.get(n)}
+    values |= {f: _int(env, n) for n, f in _INTS.items() if env.get(n)}
+    limits = {f: _int(env, n) for n, f in _LIMIT_INTS.items() if env.get(n)}
+    return Settings(**values, limits=Limits(**limits))  # type: ignore[arg-type]

@@ -1,0 +1,31 @@
+"""`python -m stack`: what `make run` starts. One Ctrl-C or SIGTERM stops everything."""
+
+import argparse
+import logging
+import signal
+import threading
+
+from stack.service import Service
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack")
+    parser.add_argument("--workers", type=int, default=1, help="separate worker processes")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s stack %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    service = Service(workers=args.workers).start()
+    try:
+        service.wait_ready()
+        logging.info("ready: %s (Redis at %s)", service.url, service.env["REDIS_URL"])
+        while not stop.wait(1.0):
+            service.supervisor.restart_dead()
+    finally:
+        logging.info("stopping")
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()

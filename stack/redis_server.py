@@ -1,0 +1,73 @@
+"""Finding a Redis to use, or starting a private one that goes away with us."""
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+from stack.supervisor import child_setup
+
+
+def reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivateRedis:
+    """A `redis-server` on a free loopback port, with its data in a directory of its own."""
+
+    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="sandbox-redis-")
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "PrivateRedis":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (make installs it with apt)")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
+        argv += ["--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, preexec_fn=child_setup, start_new_session=True
+        )
+        deadline = time.monotonic() + 10
+        while not reachable(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill() if kill else self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def choose_redis(configured: str | None) -> tuple[str, PrivateRedis | None]:
+    """REDIS_URL if it answers, else a local default one, else a private one we start."""
+    for url in filter(None, (configured, "redis://127.0.0.1:6379/0")):
+        if reachable(url):
+            return url, None
+    private = PrivateRedis().start()
+    return private.url, private

@@ -1,0 +1,70 @@
+"""The service's processes on one machine: N Celery workers and the gunicorn API."""
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from settings import Settings, load
+from stack.redis_server import PrivateRedis, choose_redis
+from stack.supervisor import Child, Supervisor
+
+
+@dataclass
+class Service:
+    """Children read their settings from `env`, exactly as `settings.load` documents."""
+
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    workers: int = 1
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    redis: PrivateRedis | None = None
+    worker_children: list[Child] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.settings: Settings = load(self.env)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def start(self) -> "Service":
+        redis_url, self.redis = choose_redis(self.env.get("REDIS_URL"))
+        self.env["REDIS_URL"] = redis_url
+        for index in range(1, self.workers + 1):
+            self.worker_children.append(self.start_worker(index))
+        self.supervisor.start("api", self._api_argv(), self.env)
+        return self
+
+    def start_worker(self, index: int) -> Child:
+        argv = [sys.executable, "-m", "celery", "-A", "tasks.app", "worker"]
+        argv += ["--hostname", f"worker{index}@%h", "--queues", self.settings.queue_name]
+        argv += ["--concurrency", str(self.settings.worker_concurrency), "--loglevel", "INFO"]
+        argv += ["--without-gossip", "--without-mingle"]
+        return self.supervisor.start(f"worker{index}", argv, self.env)
+
+    def _api_argv(self) -> list[str]:
+        settings = self.settings
+        argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
+        argv += ["--workers", str(settings.api_processes), "--threads", str(settings.api_threads)]
+        argv += ["--bind", f"{settings.api_host}:{settings.api_port}", "--graceful-timeout", "5"]
+        return [*argv, "--access-logfile", "-", "api.wsgi:app"]
+
+    def wait_ready(self, seconds: float = 60.0) -> None:
+        """Until /healthz answers 200 (Redis up and every worker beating)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                health = requests.get(self.url + "/healthz", timeout=2)
+                if health.status_code == 200 and len(health.json()["workers"]) >= self.workers:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the service at {self.url} did not become healthy in {seconds:.0f} s")
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+        if self.redis is not None:
+            self.redis.cleanup()

@@ -1,0 +1,1 @@
+"""Celery workers running sandbox jobs from Redis; nothing here knows of HTTP."""

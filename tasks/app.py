@@ -1,0 +1,42 @@
+"""The Celery application and every worker setting, taken from `settings`."""
+
+import functools
+
+import redis
+from celery import Celery
+
+from settings import Settings, load
+from tasks.store import JobStore
+
+settings: Settings = load()
+
+app = Celery("sandbox", broker=settings.redis_url, include=["tasks.run", "tasks.heartbeat"])
+app.conf.update(
+    task_default_queue=settings.queue_name,
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,  # outcomes live in the job store, with their status and timestamps
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_concurrency=settings.worker_concurrency,
+    worker_max_memory_per_child=settings.worker_max_memory_kib,
+    worker_hijack_root_logger=False,
+    worker_send_task_events=False,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        "socket_connect_timeout": 2,
+    },
+)
+
+
+@functools.cache
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+
+
+@functools.cache
+def job_store() -> JobStore:
+    pending_ttl = settings.result_ttl_seconds + settings.visibility_timeout_seconds
+    return JobStore(redis_client(), settings.result_ttl_seconds, pending_ttl)

@@ -1,0 +1,183 @@
+"""Job records in Redis: status, timestamps and outcome of every job, for API and workers.
+
+Each state change is one Lua script, so a cancel racing a finish (or two
+deliveries of one message) cannot both win.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from sandbox import Outcome
+from sandbox.outcome import CANCELLED, Failure
+from tasks.notify import Notifier
+
+PREFIX = "exec:"
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED_STATUS = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED_STATUS})
+WORKER_LOST = "WORKER_LOST"
+MAX_DELIVERIES = 2
+
+_START = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status ~= 'queued' and status ~= 'running' then return 'final' end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if attempts > tonumber(ARGV[3]) then return 'lost' end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+return 'run'
+"""
+_FINISH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status ~= 'queued' and status ~= 'running' then return status end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'outcome', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+if ARGV[1] == 'cancelled' then redis.call('PUBLISH', KEYS[3], 'cancel') end
+return status
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: str | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    status: str
+    timeout_ms: int
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    outcome: Outcome | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "timeout": self.timeout_ms,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+        if self.outcome is not None:
+            if self.outcome.error is None:
+                view["result"] = self.outcome.result
+            else:
+                view["error"] = self.outcome.error.to_dict()
+            view["logs"] = self.outcome.logs
+        return view
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, result_ttl: int, pending_ttl: int) -> None:
+        self.redis = client
+        self.result_ttl = result_ttl
+        self.pending_ttl = pending_ttl
+        self._start = client.register_script(_START)
+        self._finish = client.register_script(_FINISH)
+        self._notifier = Notifier(client, PREFIX + "done:*")
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}"
+
+    @staticmethod
+    def cancel_channel(job_id: str) -> str:
+        return f"{PREFIX}cancel:{job_id}"
+
+    @staticmethod
+    def done_channel(job_id: str) -> str:
+        return f"{PREFIX}done:{job_id}"
+
+    def create(self, job_id: str, timeout_ms: int) -> None:
+        key = self.key(job_id)
+        fields = {"status": QUEUED, "timeout_ms": timeout_ms, "created_at": now_ms(), "attempts": 0}
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self.pending_ttl)
+            pipe.execute()
+
+    def delete(self, job_id: str) -> None:
+        self.redis.delete(self.key(job_id))
+
+    def start(self, job_id: str, worker: str) -> str:
+        """'run' if this delivery should run the job; 'final', 'missing' or 'lost' if not."""
+        verdict = self._start(keys=[self.key(job_id)], args=[now_ms(), worker, MAX_DELIVERIES])
+        return verdict.decode() if isinstance(verdict, bytes) else verdict
+
+    def finish(self, job_id: str, outcome: Outcome) -> bool:
+        """Record the outcome unless the job already ended (e.g. was cancelled)."""
+        if outcome.error is None:
+            status = SUCCEEDED
+        elif outcome.error.code == CANCELLED:
+            status = CANCELLED_STATUS
+        else:
+            status = FAILED
+        previous = self._transition(job_id, status, outcome)
+        return previous in (QUEUED, RUNNING)
+
+    def cancel(self, job_id: str) -> str | None:
+        """Cancel a queued or running job; the status it had before, None if unknown."""
+        outcome = Outcome(error=Failure(CANCELLED, "Job was cancelled"))
+        return self._transition(job_id, CANCELLED_STATUS, outcome)
+
+    def _transition(self, job_id: str, status: str, outcome: Outcome) -> str | None:
+        keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
+        payload = json.dumps(outcome.to_dict(), ensure_ascii=False)
+        previous = self._finish(keys=keys, args=[status, now_ms(), payload, self.result_ttl])
+        return previous.decode() if isinstance(previous, bytes) else previous
+
+    def get(self, job_id: str) -> JobRecord | None:
+        fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.key(job_id)).items()}
+        if "status" not in fields:
+            return None
+        raw = fields.get("outcome")
+        return JobRecord(
+            id=job_id,
+            status=fields["status"],
+            timeout_ms=int(fields.get("timeout_ms", 0)),
+            created_at=fields.get("created_at"),
+            started_at=fields.get("started_at"),
+            finished_at=fields.get("finished_at"),
+            outcome=Outcome.from_dict(json.loads(raw)) if raw else None,
+        )
+
+    def wait(self, job_id: str, seconds: float, until: frozenset[str] = FINAL) -> JobRecord | None:
+        """The record once its status is in `until`, or as it is when `seconds` run out."""
+        deadline = time.monotonic() + seconds
+        channel = self.done_channel(job_id)
+        event = self._notifier.watch(channel)
+        try:
+            while True:
+                record = self.get(job_id)
+                remaining = deadline - time.monotonic()
+                if record is None or record.status in until or remaining <= 0:
+                    return record
+                event.wait(remaining)
+                event.clear()
+        finally:
+            self._notifier.unwatch(channel, event)

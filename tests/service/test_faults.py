@@ -1,0 +1,80 @@
+"""Faults against a stack of their own: dead workers, Redis going away, expired results."""
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+from procs import wait_for_new, wait_until_gone
+from stacks import SLEEP, Client, running_stack
+
+from stack.redis_server import PrivateRedis
+
+
+@pytest.fixture(scope="module")
+def fragile() -> Iterator[Client]:
+    with running_stack(RESULT_TTL_SECONDS="2") as client:
+        yield client
+
+
+def kill_the_process_running(client: Client, job_id: str) -> None:
+    """SIGKILL the worker process that runs `job_id` (the parent of its Deno).
+
+    Tests run one at a time, so the only Deno alive is this job's.
+    """
+    assert client.wait_for_status(job_id, {"running"})["status"] == "running"
+    (deno,) = wait_for_new(set())
+    with open(f"/proc/{deno}/stat") as stat:
+        worker_child = int(stat.read().rsplit(")", 1)[1].split()[1])
+    os.kill(worker_child, signal.SIGKILL)
+    assert wait_until_gone({deno}) == set()
+
+
+def test_result_expires_and_then_reads_404(fragile):
+    job_id = fragile.submit("export function run() { return 1 }")
+    assert fragile.job(job_id, wait=30).json()["status"] == "succeeded"
+    time.sleep(3)
+    assert fragile.job(job_id).status_code == 404
+
+
+def test_job_of_a_killed_worker_is_redelivered_and_completes(fragile):
+    job_id = fragile.submit(SLEEP, payload={"ms": 1500})
+    kill_the_process_running(fragile, job_id)
+    body = fragile.job(job_id, wait=50).json()
+    assert (body["status"], body["result"]) == ("succeeded", 1500)
+
+
+def test_job_whose_worker_dies_twice_fails_with_worker_lost(fragile):
+    job_id = fragile.submit(SLEEP, payload={"ms": 3000})
+    kill_the_process_running(fragile, job_id)
+    kill_the_process_running(fragile, job_id)
+    body = fragile.job(job_id, wait=50).json()
+    assert (body["status"], body["error"]["code"]) == ("failed", "WORKER_LOST")
+
+
+def test_redis_down_is_503_and_service_recovers_when_it_returns(fragile):
+    port = fragile.redis.port
+    fragile.redis.stop(kill=True)
+    try:
+        response = fragile.run("export function run() { return 1 }")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert "Redis" in response.json()["error"]
+        assert fragile.http.get(fragile.url + "/healthz").status_code == 503
+        assert fragile.job(str(uuid.uuid4())).status_code == 503
+    finally:
+        fragile.redis = PrivateRedis(port=port).start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            response = fragile.run("export function run() { return 'back' }", timeout=2000)
+            if response.status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "the service did not recover after Redis returned"
+        time.sleep(0.5)
+    assert response.json()["result"] == "back"

@@ -1,0 +1,69 @@
+"""Real service stacks for integration tests: private redis-server, Celery workers, gunicorn."""
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+
+from stack.redis_server import PrivateRedis, free_port
+from stack.service import Service
+
+SLEEP = "export async function run(p) { await new Promise(r => setTimeout(r, p.ms)); return p.ms }"
+SPIN = "export function run() { while (true) {} }"
+
+
+@contextmanager
+def running_stack(workers: int = 1, **settings: str) -> Iterator["Client"]:
+    redis = PrivateRedis().start()
+    env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
+    env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1", "API_THREADS": "32"} | settings
+    service = Service(env=env, workers=workers)
+    try:
+        service.start()
+        service.wait_ready()
+        yield Client(service.url, service, redis)
+    finally:
+        service.stop()
+        redis.cleanup()
+
+
+class Client:
+    def __init__(self, url: str, service: Service, redis: PrivateRedis) -> None:
+        self.url = url
+        self.service = service
+        self.redis = redis
+        self.http = requests.Session()
+
+    def post(self, path: str = "/", **body: Any) -> requests.Response:
+        return self.http.post(self.url + path, json=body, timeout=90)
+
+    def run(self, script: str, fn: str = "run", payload: dict | None = None, **extra: Any):
+        return self.post("/", script=script, fn=fn, payload=payload or {}, **extra)
+
+    def submit(
+        self, script: str, fn: str = "run", payload: dict | None = None, **extra: Any
+    ) -> str:
+        response = self.post("/jobs", script=script, fn=fn, payload=payload or {}, **extra)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def job(self, job_id: str, wait: float | None = None) -> requests.Response:
+        params = {"wait": wait} if wait is not None else None
+        return self.http.get(f"{self.url}/jobs/{job_id}", params=params, timeout=90)
+
+    def status(self, job_id: str) -> str:
+        return self.job(job_id).json()["status"]
+
+    def wait_for_status(self, job_id: str, wanted: set[str], seconds: float = 30) -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            body = self.job(job_id).json()
+            if body["status"] in wanted or time.monotonic() > deadline:
+                return body
+            time.sleep(0.02)
+
+    def cancel(self, job_id: str) -> requests.Response:
+        return self.http.delete(f"{self.url}/jobs/{job_id}", timeout=30)
