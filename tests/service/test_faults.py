@@ -11,8 +11,6 @@ import requests
 from procs import wait_for_new, wait_until_gone
 from stacks import SLEEP, Client, running_stack
 
-from stack.redis_server import PrivateRedis
-
 
 @pytest.fixture(scope="module")
 def fragile() -> Iterator[Client]:
@@ -56,7 +54,6 @@ def test_job_whose_worker_dies_twice_fails_with_worker_lost(fragile):
 
 
 def test_redis_down_is_503_and_service_recovers_when_it_returns(fragile):
-    port = fragile.redis.port
     fragile.redis.stop(kill=True)
     try:
         response = fragile.run("export function run() { return 1 }")
@@ -66,7 +63,7 @@ def test_redis_down_is_503_and_service_recovers_when_it_returns(fragile):
         assert fragile.http.get(fragile.url + "/healthz").status_code == 503
         assert fragile.job(str(uuid.uuid4())).status_code == 503
     finally:
-        fragile.redis = PrivateRedis(port=port).start()
+        fragile.redis.start()
     deadline = time.monotonic() + 60
     while True:
         try:
