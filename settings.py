@@ -52,6 +52,7 @@ _LIMIT_INTS = {
     "JOB_MAX_TIMEOUT_MS": "max_timeout_ms",
     "JOB_HEAP_MB": "heap_mb",
     "JOB_MEMORY_MB": "memory_mb",
+    "JOB_MAX_MEMORY_MB": "max_memory_mb",
     "JOB_MAX_LOG_LINES": "max_log_lines",
     "JOB_MAX_LOG_BYTES": "max_log_bytes",
     "JOB_MAX_RESULT_BYTES": "max_result_bytes",

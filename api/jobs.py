@@ -26,7 +26,12 @@ def parse_job(body: bytes, settings: Settings) -> Job:
     try:
         request = RunRequest.model_validate(data)
         return Job.create(
-            request.script, request.fn, request.payload, request.timeout, settings.limits
+            request.script,
+            request.fn,
+            request.payload,
+            request.timeout,
+            settings.limits,
+            memory_mb=request.memory,
         )
     except ValidationError as error:
         raise ApiError(400, describe(error)) from None

@@ -69,7 +69,7 @@ def healthz() -> tuple[Response, int]:
     from tasks.heartbeat import live_workers
 
     settings, store = _settings(), _store()
-    body: dict[str, Any] = {"redis": "ok", "workers": [], "queue_depth": None}
+    body: dict[str, Any] = {"redis": "ok", "workers": {}, "queue_depth": None}
     try:
         store.redis.ping()
         body["workers"] = live_workers()

@@ -23,6 +23,9 @@ class RunRequest(BaseModel):
     payload: dict[str, Any]
     timeout: StrictInt | None = Field(default=None, gt=0, description="milliseconds")
     isolation: Literal["process", "none"] = "process"
+    memory: StrictInt | None = Field(
+        default=None, gt=0, description="MiB, capped at JOB_MAX_MEMORY_MB"
+    )
 
 
 def describe(error: ValidationError) -> str:
@@ -42,6 +45,6 @@ _MESSAGES = {
     "string_too_short": "must not be empty",
     "dict_type": "must be a JSON object",
     "int_type": "must be an integer (milliseconds)",
-    "greater_than": "must be a positive integer (milliseconds)",
+    "greater_than": "must be a positive integer",
     "literal_error": "must be 'process' or 'none'",
 }

@@ -16,6 +16,7 @@ class Job:
     fn: str
     payload: dict[str, Any] = field(default_factory=dict)
     timeout_ms: int = 5_000
+    memory_mb: int | None = None  # None: the deployment's default
 
     @classmethod
     def create(
@@ -25,6 +26,7 @@ class Job:
         payload: object = None,
         timeout_ms: object = None,
         limits: Limits = Limits(),
+        memory_mb: object = None,
     ) -> "Job":
         """Validate raw input so that a bad job fails here, before any process starts."""
         if not isinstance(script, str) or not script.strip():
@@ -37,6 +39,7 @@ class Job:
             raise InvalidJob("payload must be a JSON object")
         try:
             timeout = limits.timeout_for(timeout_ms)  # type: ignore[arg-type]
+            memory = limits.memory_for(memory_mb)  # type: ignore[arg-type]
         except ValueError as error:
             raise InvalidJob(str(error)) from None
-        return cls(script=script, fn=fn, payload=payload, timeout_ms=timeout)
+        return cls(script=script, fn=fn, payload=payload, timeout_ms=timeout, memory_mb=memory)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
+MIN_MEMORY_MB = 64  # an idle Deno process is ~40 MiB resident
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,8 @@ class Limits:
     max_timeout_ms: int = 300_000
     heap_mb: int = 128
     memory_mb: int = 256
+    max_memory_mb: int = 1_024
+    cpus: float = 1.0
     max_log_lines: int = 1_000
     max_log_bytes: int = 1 * MIB
     max_result_bytes: int = 10 * MIB
@@ -26,3 +29,13 @@ class Limits:
         if requested_ms < 1:
             raise ValueError("timeout must be at least 1 ms")
         return min(requested_ms, self.max_timeout_ms)
+
+    def memory_for(self, requested_mb: int | None) -> int:
+        """A job's memory cap in MiB: the default, or a request capped at the maximum."""
+        if requested_mb is None:
+            return self.memory_mb
+        if isinstance(requested_mb, bool) or not isinstance(requested_mb, int):
+            raise ValueError("memory must be an integer number of MiB")
+        if requested_mb < MIN_MEMORY_MB:
+            raise ValueError(f"memory must be at least {MIN_MEMORY_MB} MiB")
+        return min(requested_mb, self.max_memory_mb)

@@ -2,8 +2,9 @@
 
 The process gets no `--allow-*` flag, no remote/npm/config, its own empty
 DENO_DIR (so localStorage and caches start empty) and its own session (so the
-whole group dies together). PR_SET_PDEATHSIG ties its life to the thread that
-started it: if the caller dies, even by SIGKILL, Deno dies too.
+whole group dies together), plus whatever `confine` found the host allows:
+cgroups, an empty network namespace, the `nobody` user. PR_SET_PDEATHSIG ties
+its life to the thread that started it: if that dies, even by SIGKILL, Deno dies.
 """
 
 import contextlib
@@ -19,15 +20,24 @@ from pathlib import Path
 
 from deno import find_deno_bin
 
+from sandbox.confine import CLONE_NEWNET, Confinement, JobCgroup, detect
 from sandbox.limits import MIB, Limits
 
 HARNESS = Path(__file__).with_name("harness.js")
 PR_SET_PDEATHSIG = 1
+# Deno reserves ~544 MiB of data segment before any job code runs; each Worker's
+# isolate reserves more, so under RLIMIT_DATA alone Workers cannot start.
+RLIMIT_DATA_HEADROOM_MB = 600
 
 
 @functools.cache
 def deno_binary() -> str:
     return str(find_deno_bin())
+
+
+@functools.cache
+def confinement() -> Confinement:
+    return detect((Path(deno_binary()), HARNESS))
 
 
 def deno_argv(limits: Limits) -> list[str]:
@@ -45,28 +55,65 @@ def deno_argv(limits: Limits) -> list[str]:
     ]
 
 
-def data_limit_bytes(limits: Limits) -> int:
-    """RLIMIT_DATA backstop: Deno cannot start below ~544 MiB, so never go under 768."""
-    return max(768, limits.memory_mb * 3) * MIB
-
-
-def _child_setup(parent_pid: int, data_limit: int) -> None:
-    """Runs in the child between fork and exec: bind its life to the parent's."""
+def _child_setup(
+    parent_pid: int, limits: Limits, walls: Confinement, procs_files: list[str]
+) -> None:
+    """Runs in the child between fork and exec, in this order for a reason (see inline)."""
+    for procs in procs_files:  # join the job's cgroups while still allowed to
+        with open(procs, "w") as handle:
+            handle.write(str(os.getpid()))
+    if not procs_files:  # no memory cgroup: RLIMIT_DATA backs up the RSS watchdog
+        data = (limits.max_memory_mb + RLIMIT_DATA_HEADROOM_MB) * MIB
+        resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     libc = ctypes.CDLL(None, use_errno=True)
+    if walls.network_namespace and libc.unshare(CLONE_NEWNET) != 0:
+        os._exit(70)
+    if "cpu" not in walls.cgroup_bases and "unified" not in walls.cgroup_bases:
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[os.getpid() % len(cores)]})
+    if walls.user is not None:
+        uid, gid = walls.user
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    # After setuid: changing credentials clears the parent-death signal.
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
 
 
 class DenoProcess:
-    """One started harness process plus the private directory it lives in."""
+    """One started harness process plus the private directory and cgroups it lives in."""
 
     def __init__(self, limits: Limits, work_root: str | None = None) -> None:
         self.limits = limits
+        walls = confinement()
         self.workdir = tempfile.mkdtemp(prefix="sandbox-job-", dir=work_root)
-        env = {
+        self.cgroup: JobCgroup | None = None
+        try:
+            if walls.user is not None:
+                os.chown(self.workdir, *walls.user)
+            if walls.cgroup_version:
+                self.cgroup = JobCgroup(walls, limits.memory_mb * MIB, limits.cpus)
+            procs = self.cgroup.procs_files if self.cgroup else []
+            setup = functools.partial(_child_setup, os.getpid(), limits, walls, procs)
+            self.popen = subprocess.Popen(
+                deno_argv(limits),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.workdir,
+                env=self._environment(),
+                start_new_session=True,
+                preexec_fn=setup,
+            )
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def _environment(self) -> dict[str, str]:
+        return {
             "DENO_DIR": os.path.join(self.workdir, "deno"),
             "HOME": self.workdir,
             "TMPDIR": self.workdir,
@@ -75,25 +122,14 @@ class DenoProcess:
             "DENO_NO_PROMPT": "1",
             "PATH": "/usr/bin:/bin",
         }
-        setup = functools.partial(_child_setup, os.getpid(), data_limit_bytes(limits))
-        try:
-            self.popen = subprocess.Popen(
-                deno_argv(limits),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self.workdir,
-                env=env,
-                start_new_session=True,
-                preexec_fn=setup,
-            )
-        except BaseException:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            raise
 
     @property
     def pid(self) -> int:
         return self.popen.pid
+
+    def set_memory_limit(self, memory_mb: int) -> None:
+        if self.cgroup is not None:
+            self.cgroup.set_memory(memory_mb * MIB)
 
     def send(self, data: bytes) -> bool:
         """Hand the job over; False if the process is already gone."""
@@ -113,6 +149,9 @@ class DenoProcess:
         except (OSError, IndexError, ValueError):
             return 0
 
+    def memory_exceeded(self) -> bool:
+        return self.cgroup is not None and self.cgroup.memory_exceeded()
+
     def kill(self) -> int:
         """Kill the whole group, reap it, delete its directory; returns the exit status."""
         if self.popen.returncode is None:  # never signal a pid that may be reused
@@ -123,5 +162,10 @@ class DenoProcess:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self._cleanup()
         return status
+
+    def _cleanup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        shutil.rmtree(self.workdir, ignore_errors=True)

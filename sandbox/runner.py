@@ -73,8 +73,11 @@ class _Watch:
             max_logs=limits.max_log_lines,
         )
         self.stderr = bytearray()
+        self.memory_mb = job.memory_mb or limits.memory_mb
 
     def run(self) -> Outcome:
+        if self.memory_mb != self.limits.memory_mb:
+            self.process.set_memory_limit(self.memory_mb)
         deadline = time.monotonic() + self.job.timeout_ms / 1000
         if not self.process.send(encode_job(self.job, self.nonce, self.limits)):
             return self._ended(deadline)
@@ -106,7 +109,7 @@ class _Watch:
                         return failure
                 if self.cancel is not None and self.cancel.is_set():
                     return Failure(codes.CANCELLED, "Job was cancelled")
-                if self.process.rss_bytes() > self.limits.memory_mb * MIB:
+                if self.process.rss_bytes() > self.memory_mb * MIB:
                     return _memory_failure()
         finally:
             selector.close()
@@ -158,7 +161,8 @@ class _Watch:
         except Exception:
             return failed(codes.TIMEOUT_ERROR, "Execution timeout", logs)
         stderr = self.stderr.decode(errors="replace")
-        if status == -signal.SIGTRAP or "out of memory" in stderr:
+        out_of_memory = status == -signal.SIGTRAP or "out of memory" in stderr
+        if out_of_memory or (status == -signal.SIGKILL and self.process.memory_exceeded()):
             memory = _memory_failure()
             return failed(memory.code, memory.message, logs)
         if status < 0:

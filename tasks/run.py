@@ -1,6 +1,7 @@
 """The one task: run a job from the queue through the sandbox and record its outcome."""
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -65,11 +66,6 @@ class _OnlyIfCancelled(threading.Event):
 
 def submit(job_id: str, job: Job) -> None:
     """Queue a job whose record exists; the hard time limit backs up the sandbox's own."""
-    fields = {
-        "script": job.script,
-        "fn": job.fn,
-        "payload": job.payload,
-        "timeout_ms": job.timeout_ms,
-    }
+    fields = dataclasses.asdict(job)
     hard_limit = job.timeout_ms / 1000 + settings.task_time_margin_seconds
     run_job.apply_async(args=(job_id, fields), task_id=job_id, time_limit=hard_limit, retry=False)

@@ -102,4 +102,5 @@ def test_healthz_reports_redis_and_workers(api):
     response = api.http.get(api.url + "/healthz")
     body = response.json()
     assert (response.status_code, body["status"], body["redis"]) == (200, "ok", "ok")
-    assert len(body["workers"]) == 1
+    (confinement,) = body["workers"].values()
+    assert set(confinement) == {"memory", "cpu", "network", "user"}

@@ -124,6 +124,8 @@ def test_get_on_root_is_405_only_post(api):
         ({"script": "x", "fn": "run", "payload": {}, "timeout": "100"}, "timeout"),
         ({"script": "x", "fn": "run", "payload": {}, "timeout": 1.5}, "timeout"),
         ({"script": "x", "fn": "run", "payload": {}, "isolation": "vm"}, "isolation"),
+        ({"script": "x", "fn": "run", "payload": {}, "memory": -1}, "memory"),
+        ({"script": "x", "fn": "run", "payload": {}, "memory": 10}, "memory"),
     ],
 )
 def test_schema_violation_is_400_naming_the_field(api, body, named):
@@ -149,6 +151,12 @@ def test_body_over_the_size_limit_is_413(api):
 def test_isolation_none_is_accepted(api):
     response = api.run("export function run() { return 'fast' }", isolation="none")
     assert response.json()["result"] == "fast"
+
+
+def test_memory_can_be_raised_per_request(api):
+    source = "export function run() { const a = []; for (let i = 0; i < 300; i++) a.push(new Uint8Array(1 << 20).fill(1)); return a.length }"
+    assert api.run(source, timeout=20_000).json()["code"] == "MEMORY_LIMIT_ERROR"
+    assert api.run(source, timeout=20_000, memory=512).json() == {"result": 300, "logs": []}
 
 
 def test_binary_result_is_a_data_uri(api):

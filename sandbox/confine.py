@@ -1,0 +1,230 @@
+"""OS-level walls around each Deno process, beyond Deno's own permission checks.
+
+Detected once per process, used when the host allows them:
+- cgroups (v1 or v2): a memory limit on the whole process, one CPU's worth of time,
+  a cap on threads; otherwise the runner's RSS watchdog and RLIMIT_DATA hold memory,
+  and CPU affinity to one core holds CPU;
+- as root: an empty network namespace, then the unprivileged `nobody` user.
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import pwd
+import signal
+import stat
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CLONE_NEWNET = 0x40000000
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+JOBS_GROUP = "sandbox-jobs"
+CPU_PERIOD_US = 100_000
+MAX_THREADS = 128
+
+
+@dataclass(frozen=True)
+class Confinement:
+    cgroup_version: int | None = None
+    cgroup_bases: dict[str, Path] = field(default_factory=dict)  # controller -> parent dir
+    network_namespace: bool = False
+    user: tuple[int, int] | None = None  # uid, gid to drop to
+
+    def describe(self) -> dict[str, str]:
+        """What is in force, for logs and /healthz."""
+        if self.cgroup_version:
+            controllers = ", ".join(sorted(self.cgroup_bases))
+            memory = f"cgroup v{self.cgroup_version} ({controllers}) + RSS watchdog"
+        else:
+            memory = "RSS watchdog + RLIMIT_DATA (no writable cgroup)"
+        return {
+            "memory": memory,
+            "cpu": "cgroup cpu quota" if "cpu" in self.cgroup_bases else "pinned to one core",
+            "network": "empty network namespace"
+            if self.network_namespace
+            else "Deno permissions only",
+            "user": f"uid {self.user[0]}"
+            if self.user
+            else f"uid {os.geteuid()} (not root: no drop)",
+        }
+
+
+def detect(runtime_files: tuple[Path, ...]) -> Confinement:
+    """What this host allows; `runtime_files` must be readable by the user we drop to."""
+    root = os.geteuid() == 0
+    user = _nobody() if root else None
+    if user is not None and not all(map(readable_by_others, runtime_files)):
+        log.warning("not dropping to nobody: it cannot read %s", ", ".join(map(str, runtime_files)))
+        user = None
+    confinement = Confinement(
+        *_detect_cgroups(),
+        network_namespace=root and _can_unshare_network(),
+        user=user,
+    )
+    log.info("sandbox confinement: %s", confinement.describe())
+    return confinement
+
+
+def _own_cgroup_paths() -> dict[str, str]:
+    """controller -> this process's cgroup path; '' is the v2 unified hierarchy."""
+    paths = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                paths[controller] = path
+    return paths
+
+
+def _make_jobs_group(mount: Path, own: str) -> Path | None:
+    base = mount / own.lstrip("/") / JOBS_GROUP
+    try:
+        base.mkdir(exist_ok=True)
+        probe = base / f"probe-{uuid.uuid4().hex[:8]}"
+        probe.mkdir()
+        probe.rmdir()
+        return base
+    except OSError:
+        return None
+
+
+def _detect_cgroups() -> tuple[int | None, dict[str, Path]]:
+    own = _own_cgroup_paths()
+    bases = {}
+    for controller in ("memory", "cpu", "pids"):
+        mount = CGROUP_ROOT / controller
+        if controller in own and (mount / "cgroup.procs").exists():
+            base = _make_jobs_group(mount, own[controller])
+            if base is not None:
+                bases[controller] = base
+    for base in bases.values():
+        remove_orphaned_groups(base)
+    if "memory" in bases:
+        return 1, bases
+    if "" in own and (CGROUP_ROOT / "cgroup.controllers").exists():
+        base = _make_jobs_group(CGROUP_ROOT, own[""])
+        if base is not None and _enable_v2_controllers(base):
+            remove_orphaned_groups(base)
+            return 2, {"unified": base}
+    return None, {}
+
+
+def remove_orphaned_groups(base: Path) -> None:
+    """Job groups left by a worker that died mid-job (its pid is in the name)."""
+    for group in base.glob("job-*"):
+        owner = group.name.split("-")[1]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            _kill_members(group)
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
+def _enable_v2_controllers(base: Path) -> bool:
+    try:
+        (base / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+        return True
+    except OSError:
+        return False
+
+
+def _can_unshare_network() -> bool:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os._exit(0 if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def _nobody() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether an unprivileged user can reach and read `path` (every parent searchable)."""
+    path = path.resolve()
+    for parent in path.parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return False
+    return bool(path.stat().st_mode & stat.S_IROTH)
+
+
+class JobCgroup:
+    """One job's cgroups, created before its process starts and removed after it is reaped."""
+
+    def __init__(self, confinement: Confinement, memory_bytes: int, cpus: float) -> None:
+        self.version = confinement.cgroup_version
+        name = f"job-{os.getpid()}-{uuid.uuid4().hex}"
+        self.dirs = {key: base / name for key, base in confinement.cgroup_bases.items()}
+        for directory in self.dirs.values():
+            directory.mkdir()
+        self.set_memory(memory_bytes)
+        self._configure_cpu_and_threads(cpus)
+
+    def _file(self, controller: str, v1_name: str, v2_name: str) -> Path | None:
+        if self.version == 2:
+            return self.dirs["unified"] / v2_name
+        directory = self.dirs.get(controller)
+        return None if directory is None else directory / v1_name
+
+    def _write(self, controller: str, v1_name: str, v2_name: str, value: str) -> None:
+        target = self._file(controller, v1_name, v2_name)
+        if target is not None:
+            target.write_text(value)
+
+    def set_memory(self, memory_bytes: int) -> None:
+        self._write("memory", "memory.limit_in_bytes", "memory.max", str(memory_bytes))
+        if self.version == 2:
+            with contextlib.suppress(OSError):
+                self._write("memory", "", "memory.swap.max", "0")
+
+    def _configure_cpu_and_threads(self, cpus: float) -> None:
+        quota = str(int(cpus * CPU_PERIOD_US))
+        if self.version == 2:
+            self._write("cpu", "", "cpu.max", f"{quota} {CPU_PERIOD_US}")
+        else:
+            self._write("cpu", "cpu.cfs_period_us", "", str(CPU_PERIOD_US))
+            self._write("cpu", "cpu.cfs_quota_us", "", quota)
+        self._write("pids", "pids.max", "pids.max", str(MAX_THREADS))
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.dirs.values()]
+
+    def memory_exceeded(self) -> bool:
+        """Whether the kernel had to hold the job at its memory limit."""
+        try:
+            if self.version == 2:
+                events = self._file("memory", "", "memory.events")
+                counts = dict(line.split() for line in events.read_text().splitlines())  # type: ignore[union-attr]
+                return int(counts.get("max", 0)) + int(counts.get("oom_kill", 0)) > 0
+            failcnt = self._file("memory", "memory.failcnt", "")
+            return failcnt is not None and int(failcnt.read_text()) > 0
+        except (OSError, ValueError):
+            return False
+
+    def remove(self) -> None:
+        for directory in self.dirs.values():
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # the killed process is still leaving the group
+                    _kill_members(directory)
+                    os.sched_yield()
+
+
+def _kill_members(directory: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        for pid in (directory / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
