@@ -26,6 +26,7 @@ class Settings:
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_max_memory_kib: int = 256 * 1024
     task_time_margin_seconds: int = 5
+    prespawn: int = 1
     queue_name: str = "sandbox"
     limits: Limits = Limits()
 
@@ -46,6 +47,8 @@ _INTS = {
     "WORKER_CONCURRENCY": "worker_concurrency",
     "WORKER_MAX_MEMORY_KIB": "worker_max_memory_kib",
     "TASK_TIME_MARGIN_SECONDS": "task_time_margin_seconds",
+    "PRESPAWN": "prespawn",
+
 }
 _LIMIT_INTS = {
     "JOB_DEFAULT_TIMEOUT_MS": "default_timeout_ms",

@@ -1,6 +1,7 @@
-// Runs exactly one job in this (fresh, permission-less) Deno process.
+// Runs one job in this (fresh, permission-less) Deno process, or, started with
+// `--serve`, job after job (for trusted code only: jobs share the process).
 //
-// The job arrives on stdin as one JSON document, so the process can be started
+// A job arrives on stdin as one line of JSON, so the process can be started
 // before the job exists. Everything the job reports goes to stdout as frames
 // `\n<nonce> <kind> <body>\n`: the nonce comes with the job and lives only in
 // this module's closure, so user code, which can write to stdout freely,
@@ -39,32 +40,60 @@ const inspect = Deno.inspect;
 const dateNow = Date.now;
 const exit = Deno.exit;
 
-const job = JSON.parse(await readStdin());
-const nonce = job.nonce;
-const maxLogLines = job.maxLogLines;
-const maxLogBytes = job.maxLogBytes;
-const maxResultBytes = job.maxResultBytes;
-const scriptUrl = "data:application/typescript;base64," +
-  apply(toBase64, apply(encode, encoder, [job.script]), []);
-let finished = false;
+const serving = Deno.args[0] === "--serve";
+const jsonParse = JSON.parse;
+const stdinRead = Deno.stdin.read.bind(Deno.stdin);
+const decoder = new TextDecoder();
+const decode = TextDecoder.prototype.decode;
+const U8Set = U8.prototype.set;
+const U8Slice = U8.prototype.slice;
+const U8IndexOf = U8.prototype.indexOf;
+const PromiseCtor = Promise;
 
-async function readStdin() {
-  const chunks = [];
-  let size = 0;
-  const buf = new U8(65536);
+// The job being run now; `finished` once its terminal frame is out.
+let job = null;
+let nonce = "";
+let maxLogLines = 0;
+let maxLogBytes = 0;
+let maxResultBytes = 0;
+let scriptUrl = "";
+let finished = true;
+let jobDone = () => {};
+
+function startJob(line) {
+  job = jsonParse(line);
+  nonce = job.nonce;
+  maxLogLines = job.maxLogLines;
+  maxLogBytes = job.maxLogBytes;
+  maxResultBytes = job.maxResultBytes;
+  // The nonce makes each job's module URL new, so no job reuses a cached module.
+  const source = job.script + "\n// job " + nonce + "\n";
+  scriptUrl = "data:application/typescript;base64," + apply(toBase64, apply(encode, encoder, [source]), []);
+  logLines = 0;
+  logBytes = 0;
+  logsTruncated = false;
+  finished = false;
+  return new PromiseCtor((resolve) => (jobDone = resolve));
+}
+
+// Yields stdin line by line (a job is one line of JSON), the last line at EOF.
+async function* stdinLines() {
+  let pending = new U8(0);
+  const chunk = new U8(65536);
   for (;;) {
-    const n = await Deno.stdin.read(buf);
+    const n = await stdinRead(chunk);
     if (n === null) break;
-    chunks.push(buf.slice(0, n));
-    size += n;
+    const joined = new U8(pending.length + n);
+    apply(U8Set, joined, [pending]);
+    apply(U8Set, joined, [apply(subarray, chunk, [0, n]), pending.length]);
+    pending = joined;
+    let end;
+    while ((end = apply(U8IndexOf, pending, [10])) !== -1) {
+      yield apply(decode, decoder, [apply(subarray, pending, [0, end])]);
+      pending = apply(U8Slice, pending, [end + 1]);
+    }
   }
-  const all = new U8(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return new TextDecoder().decode(all);
+  if (pending.length > 0) yield apply(decode, decoder, [pending]);
 }
 
 function writeFrame(kind, body) {
@@ -83,7 +112,8 @@ function finish(kind, body) {
   if (finished) return;
   finished = true;
   writeFrame(kind, body);
-  exit(0);
+  if (!serving) exit(0);
+  jobDone();
 }
 
 // ---- logs -----------------------------------------------------------------
@@ -273,13 +303,14 @@ globalThis.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
   finish("E", thrownFrame(event.reason));
 });
-globalThis.addEventListener("beforeunload", () => {
+globalThis.addEventListener("beforeunload", (event) => {
+  if (serving) return event.preventDefault();
   failWith("PROCESS_ERROR", "The function's promise never settled and nothing was left to wait for");
 });
 
 // Not a top-level await: when the function's promise can never settle, the
 // event loop empties, `beforeunload` fires and the job gets a clear failure.
-async function main() {
+async function runJob() {
   let mod;
   try {
     mod = await import(scriptUrl);
@@ -308,4 +339,17 @@ async function main() {
   finish("R", json);
 }
 
-main();
+if (serving) {
+  for await (const line of stdinLines()) {
+    const done = startJob(line);
+    runJob();
+    await done;
+  }
+} else {
+  for await (const line of stdinLines()) {
+    startJob(line);
+    runJob();
+    break;
+  }
+}
+

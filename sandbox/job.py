@@ -5,8 +5,11 @@ from typing import Any
 
 from sandbox.limits import Limits
 
+ISOLATIONS = ("process", "none")
+
 
 class InvalidJob(ValueError):
+
     """The job itself is malformed; the message names the field at fault."""
 
 
@@ -17,6 +20,7 @@ class Job:
     payload: dict[str, Any] = field(default_factory=dict)
     timeout_ms: int = 5_000
     memory_mb: int | None = None  # None: the deployment's default
+    isolation: str = "process"  # "none": a shared long-lived process, for trusted code
 
     @classmethod
     def create(
@@ -27,6 +31,7 @@ class Job:
         timeout_ms: object = None,
         limits: Limits = Limits(),
         memory_mb: object = None,
+        isolation: object = "process",
     ) -> "Job":
         """Validate raw input so that a bad job fails here, before any process starts."""
         if not isinstance(script, str) or not script.strip():
@@ -37,9 +42,11 @@ class Job:
             payload = {}
         if not isinstance(payload, dict):
             raise InvalidJob("payload must be a JSON object")
+        if isolation not in ISOLATIONS:
+            raise InvalidJob("isolation must be 'process' or 'none'")
         try:
             timeout = limits.timeout_for(timeout_ms)  # type: ignore[arg-type]
             memory = limits.memory_for(memory_mb)  # type: ignore[arg-type]
         except ValueError as error:
             raise InvalidJob(str(error)) from None
-        return cls(script=script, fn=fn, payload=payload, timeout_ms=timeout, memory_mb=memory)
+        return cls(script, fn, payload, timeout, memory, isolation)  # type: ignore[arg-type]

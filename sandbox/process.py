@@ -86,10 +86,13 @@ def _child_setup(
 class DenoProcess:
     """One started harness process plus the private directory and cgroups it lives in."""
 
-    def __init__(self, limits: Limits, work_root: str | None = None) -> None:
+    def __init__(self, limits: Limits, serving: bool = False) -> None:
         self.limits = limits
+        self.serving = serving
+        self.memory_mb = limits.memory_mb
+
         walls = confinement()
-        self.workdir = tempfile.mkdtemp(prefix="sandbox-job-", dir=work_root)
+        self.workdir = tempfile.mkdtemp(prefix="sandbox-job-")
         self.cgroup: JobCgroup | None = None
         try:
             if walls.user is not None:
@@ -99,7 +102,7 @@ class DenoProcess:
             procs = self.cgroup.procs_files if self.cgroup else []
             setup = functools.partial(_child_setup, os.getpid(), limits, walls, procs)
             self.popen = subprocess.Popen(
-                deno_argv(limits),
+                deno_argv(limits) + (["--serve"] if serving else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -128,18 +131,34 @@ class DenoProcess:
         return self.popen.pid
 
     def set_memory_limit(self, memory_mb: int) -> None:
-        if self.cgroup is not None:
+        if self.cgroup is not None and memory_mb != self.memory_mb:
             self.cgroup.set_memory(memory_mb * MIB)
+            self.memory_mb = memory_mb
 
     def send(self, data: bytes) -> bool:
-        """Hand the job over; False if the process is already gone."""
+        """Hand a job over; False if the process is already gone.
+
+        A single-use process gets EOF after its job; a serving one waits for more.
+        """
         assert self.popen.stdin is not None
         try:
             self.popen.stdin.write(data)
-            self.popen.stdin.close()
+            if self.serving:
+                self.popen.stdin.flush()
+            else:
+                self.popen.stdin.close()
         except (BrokenPipeError, ValueError):
             return False
         return True
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        """SIGKILL the group now; reaping and cleanup can follow later, in `kill`."""
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def rss_bytes(self) -> int:
         """Resident memory of the whole process (all its threads), 0 once it is gone."""
@@ -154,10 +173,9 @@ class DenoProcess:
 
     def kill(self) -> int:
         """Kill the whole group, reap it, delete its directory; returns the exit status."""
-        if self.popen.returncode is None:  # never signal a pid that may be reused
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
+        self.stop()  # never signals a pid that may be reused: only this object reaps it
         status = self.popen.wait()
+
         for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ import selectors
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sandbox import outcome as codes
@@ -17,6 +18,7 @@ from sandbox.job import Job
 from sandbox.limits import MIB, Limits
 from sandbox.mime import detect_mime
 from sandbox.outcome import Failure, Outcome, failed
+from sandbox.pool import FreshProcesses, ProcessSource
 from sandbox.process import HARNESS, DenoProcess
 
 TICK_SECONDS = 0.02
@@ -29,14 +31,29 @@ def run(
     job: Job,
     limits: Limits = Limits(),
     cancel: threading.Event | None = None,
-    process: DenoProcess | None = None,
+    processes: ProcessSource | None = None,
+    on_process: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Run `job` in `process` (or a new one) and always leave no process behind."""
-    process = process or DenoProcess(limits)
+    """Run `job` in a process of its own and always leave no process behind.
+
+    `on_process(pid)` is told which process runs the job, before it starts.
+    """
+    source = processes or FreshProcesses(limits)
+    process = source.take()
     try:
-        return _Watch(job, limits, process, cancel).run()
+        if on_process is not None:
+            on_process(process.pid)
+        outcome, _ = watch(job, limits, process, cancel)
+        return outcome
     finally:
-        process.kill()
+        source.release(process)
+
+
+def watch(
+    job: Job, limits: Limits, process: DenoProcess, cancel: threading.Event | None = None
+) -> tuple[Outcome, bool]:
+    """Run `job` in `process`; the outcome, and whether the process could take another job."""
+    return _Watch(job, limits, process, cancel).run()
 
 
 def encode_job(job: Job, nonce: str, limits: Limits) -> bytes:
@@ -51,7 +68,8 @@ def encode_job(job: Job, nonce: str, limits: Limits) -> bytes:
             "maxResultBytes": limits.max_result_bytes,
         },
         ensure_ascii=False,
-    ).encode()
+    ).encode() + b"\n"
+
 
 
 class _Watch:
@@ -75,18 +93,18 @@ class _Watch:
         self.stderr = bytearray()
         self.memory_mb = job.memory_mb or limits.memory_mb
 
-    def run(self) -> Outcome:
-        if self.memory_mb != self.limits.memory_mb:
-            self.process.set_memory_limit(self.memory_mb)
+    def run(self) -> tuple[Outcome, bool]:
+        self.process.set_memory_limit(self.memory_mb)
         deadline = time.monotonic() + self.job.timeout_ms / 1000
         if not self.process.send(encode_job(self.job, self.nonce, self.limits)):
-            return self._ended(deadline)
+            return self._ended(deadline), False
         stop = self._watch(deadline)
         if stop is not None:
-            return failed(stop.code, stop.message, self.frames.logs, stop.stack)
+            self.process.stop()
+            return failed(stop.code, stop.message, self.frames.logs, stop.stack), False
         if self.frames.terminal is not None:
-            return self._terminal(*self.frames.terminal)
-        return self._ended(deadline)
+            return self._terminal(*self.frames.terminal), self.process.alive()
+        return self._ended(deadline), False
 
     def _watch(self, deadline: float) -> Failure | None:
         """Read until a terminal frame or EOF; a Failure if the job must be stopped."""

@@ -11,6 +11,7 @@ from sandbox import Job, Outcome
 from sandbox.outcome import Failure
 from tasks.app import app, job_store, redis_client, settings
 from tasks.notify import Notifier
+from tasks.processes import prespawned, warm
 from tasks.store import CANCELLED_STATUS, PREFIX, WORKER_LOST
 
 _cancels = Notifier(redis_client(), PREFIX + "cancel:*")
@@ -25,8 +26,16 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
         store.finish(job_id, Outcome(error=lost))
     if verdict != "run":
         return
+    job_spec = Job(**job)
+    def record_pid(pid: int) -> None:
+        store.set_pid(job_id, pid)
+
     with _cancel_event(job_id) as cancel:
-        outcome = sandbox.run(Job(**job), settings.limits, cancel=cancel)
+        if job_spec.isolation == "none":
+            outcome = warm().run(job_spec, cancel, record_pid)
+        else:
+            outcome = sandbox.run(job_spec, settings.limits, cancel, prespawned(), record_pid)
+
     store.finish(job_id, outcome)
 
 

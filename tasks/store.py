@@ -129,7 +129,16 @@ class JobStore:
         verdict = self._start(keys=[self.key(job_id)], args=[now_ms(), worker, MAX_DELIVERIES])
         return verdict.decode() if isinstance(verdict, bytes) else verdict
 
+    def set_pid(self, job_id: str, pid: int) -> None:
+        """Which Deno process runs the job: for operators (and tests), not in the API."""
+        self.redis.hset(self.key(job_id), "pid", pid)
+
+    def pid(self, job_id: str) -> int | None:
+        value = self.redis.hget(self.key(job_id), "pid")
+        return int(value) if value else None
+
     def finish(self, job_id: str, outcome: Outcome) -> bool:
+
         """Record the outcome unless the job already ended (e.g. was cancelled)."""
         if outcome.error is None:
             status = SUCCEEDED

@@ -36,7 +36,29 @@ def wait_until_gone(pids: set[int], seconds: float = 5.0) -> set[int]:
     return alive
 
 
-def wait_for_new(before: set[int], seconds: float = 10.0) -> set[int]:
+def cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_only_idle(capacity: int, seconds: float = 10.0) -> set[int]:
+    """Wait until at most `capacity` harness processes remain, all idle (pre-started,
+    never given a job: nearly no CPU used). Returns the ones that are not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pids = harness_pids()
+        busy = {pid for pid in pids if cpu_seconds(pid) > 0.5}
+        if (len(pids) <= capacity and not busy) or time.monotonic() > deadline:
+            return busy if busy else (pids if len(pids) > capacity else set())
+        time.sleep(0.05)
+
+
+def wait_for_new(
+before: set[int], seconds: float = 10.0) -> set[int]:
     """Harness processes that appeared since `before` was taken (empty if none in time)."""
     deadline = time.monotonic() + seconds
     while not (new := harness_pids() - before) and time.monotonic() < deadline:

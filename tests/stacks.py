@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 import requests
 
 from stack.redis_server import PrivateRedis, free_port
@@ -64,6 +65,17 @@ class Client:
             if body["status"] in wanted or time.monotonic() > deadline:
                 return body
             time.sleep(0.02)
+
+    def deno_pid(self, job_id: str, not_pid: int | None = None, seconds: float = 30) -> int:
+        """The Deno process running `job_id` (as the worker recorded it), once it has one."""
+        client = redis.Redis.from_url(self.redis.url)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            raw = client.hget(f"exec:job:{job_id}", "pid")
+            if raw is not None and int(raw) != not_pid and self.status(job_id) == "running":
+                return int(raw)
+            time.sleep(0.01)
+        raise AssertionError(f"job {job_id} got no Deno process in {seconds} s")
 
     def cancel(self, job_id: str) -> requests.Response:
         return self.http.delete(f"{self.url}/jobs/{job_id}", timeout=30)

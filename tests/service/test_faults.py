@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from procs import wait_for_new, wait_until_gone
+from procs import wait_until_gone
 from stacks import SLEEP, Client, running_stack
 
 
@@ -18,17 +18,14 @@ def fragile() -> Iterator[Client]:
         yield client
 
 
-def kill_the_process_running(client: Client, job_id: str) -> None:
-    """SIGKILL the worker process that runs `job_id` (the parent of its Deno).
-
-    Tests run one at a time, so the only Deno alive is this job's.
-    """
-    assert client.wait_for_status(job_id, {"running"})["status"] == "running"
-    (deno,) = wait_for_new(set())
+def kill_the_process_running(client: Client, job_id: str, not_pid: int | None = None) -> int:
+    """SIGKILL the worker process that runs `job_id` (the parent of its Deno); the Deno pid."""
+    deno = client.deno_pid(job_id, not_pid=not_pid)
     with open(f"/proc/{deno}/stat") as stat:
         worker_child = int(stat.read().rsplit(")", 1)[1].split()[1])
     os.kill(worker_child, signal.SIGKILL)
     assert wait_until_gone({deno}) == set()
+    return deno
 
 
 def test_result_expires_and_then_reads_404(fragile):
@@ -47,8 +44,8 @@ def test_job_of_a_killed_worker_is_redelivered_and_completes(fragile):
 
 def test_job_whose_worker_dies_twice_fails_with_worker_lost(fragile):
     job_id = fragile.submit(SLEEP, payload={"ms": 3000})
-    kill_the_process_running(fragile, job_id)
-    kill_the_process_running(fragile, job_id)
+    first = kill_the_process_running(fragile, job_id)
+    kill_the_process_running(fragile, job_id, not_pid=first)
     body = fragile.job(job_id, wait=50).json()
     assert (body["status"], body["error"]["code"]) == ("failed", "WORKER_LOST")
 
