@@ -48,7 +48,6 @@ _INTS = {
     "WORKER_MAX_MEMORY_KIB": "worker_max_memory_kib",
     "TASK_TIME_MARGIN_SECONDS": "task_time_margin_seconds",
     "PRESPAWN": "prespawn",
-
 }
 _LIMIT_INTS = {
     "JOB_DEFAULT_TIMEOUT_MS": "default_timeout_ms",

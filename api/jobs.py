@@ -33,7 +33,6 @@ def parse_job(body: bytes, settings: Settings) -> Job:
             settings.limits,
             memory_mb=request.memory,
             isolation=request.isolation,
-
         )
     except ValidationError as error:
         raise ApiError(400, describe(error)) from None

@@ -339,8 +339,12 @@ async function runJob() {
   finish("R", json);
 }
 
+// Warm the module loader (and its caches in DENO_DIR) before any job arrives.
+await import("data:application/typescript;base64," + btoa("export const ready: number = 1;"));
+
 if (serving) {
-  for await (const line of stdinLines()) {
+  for await
+ (const line of stdinLines()) {
     const done = startJob(line);
     runJob();
     await done;

@@ -9,7 +9,6 @@ ISOLATIONS = ("process", "none")
 
 
 class InvalidJob(ValueError):
-
     """The job itself is malformed; the message names the field at fault."""
 
 

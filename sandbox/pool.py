@@ -10,6 +10,7 @@ short-lived one.
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -21,6 +22,7 @@ T = TypeVar("T")
 _Call = tuple[Callable[[], object], "queue.Queue[object] | None"]
 
 IDLE_CHECK_SECONDS = 1.0
+START_WAIT_SECONDS = 10.0
 
 
 class ProcessSource(Protocol):
@@ -81,67 +83,100 @@ class Spawner:
 
 
 class Prespawned:
-    """Keeps `size` single-use processes started and idle, replacing each as it is taken."""
+    """Keeps `size` single-use processes started and idle, replacing each after its job.
+
+
+    Starting runs on one long-lived thread, reaping on another, so that cleaning up
+    after a job never delays the next process.
+    """
 
     def __init__(self, limits: Limits, size: int = 1) -> None:
         self.limits = limits
         self.size = size
         self._idle: list[DenoProcess] = []
-        self._lock = threading.Lock()
+        self._starting = 0
+        self._ready = threading.Condition()
+        self._closed = False
         self._spawner = Spawner("prespawner")
-        self._closed = threading.Event()
-        for _ in range(size):
-            self._spawner.post(self._refill)
-        self._watcher = threading.Thread(target=self._watch_idle, name="prespawn-watch", daemon=True)
+        self._reaper = Spawner("reaper")
+        with self._ready:
+            self._top_up()
+        self._watcher = threading.Thread(
+            target=self._watch_idle, name="prespawn-watch", daemon=True
+        )
         self._watcher.start()
 
     @property
     def idle(self) -> int:
-        with self._lock:
+        with self._ready:
             return len(self._idle)
 
     def take(self) -> DenoProcess:
-        while True:
-            with self._lock:
-                process = self._idle.pop() if self._idle else None
-            if process is None:  # none ready yet: start one now, on the long-lived thread
-                self._spawner.post(self._refill)
-                return self._spawner.call(lambda: DenoProcess(self.limits))
-            self._spawner.post(self._refill)
-            if process.alive():
-                return process
-            self._spawner.post(process.kill)
+        """A started process no job has used: waits for one being started if none is idle."""
+        deadline = time.monotonic() + START_WAIT_SECONDS
+        with self._ready:
+            while True:
+                while self._idle:
+                    process = self._idle.pop(0)
+                    if process.alive():
+                        return process
+                    self._reaper.post(process.kill)
+                self._top_up()
+                remaining = deadline - time.monotonic()
+                if self._closed or remaining <= 0:
+                    break
+                self._ready.wait(remaining)
+        # Starting keeps failing (or we are closing): start one here to surface the error.
+        return self._spawner.call(lambda: DenoProcess(self.limits))
 
     def release(self, process: DenoProcess) -> None:
+        """Kill the job's process; its replacement starts now, not while the job ran,
+        so that starting it (~15 ms of CPU) never competes with a job for a core."""
         process.stop()
-        self._spawner.post(process.kill)
+        self._reaper.post(process.kill)
+        with self._ready:
+            self._top_up()
 
-    def _refill(self) -> None:
-        with self._lock:
-            if self._closed.is_set() or len(self._idle) >= self.size:
-                return
-        process = DenoProcess(self.limits)
-        with self._lock:
-            if not self._closed.is_set():
-                self._idle.append(process)
-                return
-        process.kill()
+    def _top_up(self) -> None:
+        """Start processes until idle plus starting reaches `size` (lock held)."""
+        while not self._closed and len(self._idle) + self._starting < self.size:
+            self._starting += 1
+            self._spawner.post(self._start_one)
+
+    def _start_one(self) -> None:
+        process = None
+        try:
+            process = DenoProcess(self.limits)
+        finally:
+            with self._ready:
+                self._starting -= 1
+                if process is not None and not self._closed:
+                    self._idle.append(process)
+                    self._ready.notify()
+                    process = None
+            if process is not None:
+                self._reaper.post(process.kill)
 
     def _watch_idle(self) -> None:
         """Replace an idle process that died while waiting (e.g. killed from outside)."""
-        while not self._closed.wait(IDLE_CHECK_SECONDS):
-            with self._lock:
+        while True:
+            time.sleep(IDLE_CHECK_SECONDS)
+            with self._ready:
+                if self._closed:
+                    return
                 dead = [p for p in self._idle if not p.alive()]
                 self._idle = [p for p in self._idle if p not in dead]
+                self._top_up()
             for process in dead:
                 log.warning("pre-spawned process %s died while idle; replacing it", process.pid)
-                self._spawner.post(process.kill)
-                self._spawner.post(self._refill)
+                self._reaper.post(process.kill)
 
     def close(self) -> None:
-        self._closed.set()
-        with self._lock:
+        with self._ready:
+            self._closed = True
             idle, self._idle = self._idle, []
+            self._ready.notify_all()
         for process in idle:
-            self._spawner.post(process.kill)
+            self._reaper.post(process.kill)
         self._spawner.close()
+        self._reaper.close()

@@ -1,7 +1,9 @@
 """Starting and killing one Deno process that can run exactly one job.
 
 The process gets no `--allow-*` flag, no remote/npm/config, its own empty
-DENO_DIR (so localStorage and caches start empty) and its own session (so the
+DENO_DIR (a copy of warmed caches: localStorage and caches start empty) and its
+own session (so the
+
 whole group dies together), plus whatever `confine` found the host allows:
 cgroups, an empty network namespace, the `nobody` user. PR_SET_PDEATHSIG ties
 its life to the thread that started it: if that dies, even by SIGKILL, Deno dies.
@@ -21,6 +23,7 @@ from pathlib import Path
 from deno import find_deno_bin
 
 from sandbox.confine import CLONE_NEWNET, Confinement, JobCgroup, detect
+from sandbox.denodir import populate
 from sandbox.limits import MIB, Limits
 
 HARNESS = Path(__file__).with_name("harness.js")
@@ -50,6 +53,7 @@ def deno_argv(limits: Limits) -> list[str]:
         "--no-npm",
         "--no-config",
         "--no-lock",
+        "--no-code-cache",
         f"--v8-flags=--max-old-space-size={limits.heap_mb}",
         str(HARNESS),
     ]
@@ -97,6 +101,7 @@ class DenoProcess:
         try:
             if walls.user is not None:
                 os.chown(self.workdir, *walls.user)
+            populate(Path(self.workdir) / "deno", tuple(deno_argv(limits)), walls.user)
             if walls.cgroup_version:
                 self.cgroup = JobCgroup(walls, limits.memory_mb * MIB, limits.cpus)
             procs = self.cgroup.procs_files if self.cgroup else []

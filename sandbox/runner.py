@@ -57,19 +57,21 @@ def watch(
 
 
 def encode_job(job: Job, nonce: str, limits: Limits) -> bytes:
-    return json.dumps(
-        {
-            "nonce": nonce,
-            "script": job.script,
-            "fn": job.fn,
-            "payload": job.payload,
-            "maxLogLines": limits.max_log_lines,
-            "maxLogBytes": limits.max_log_bytes,
-            "maxResultBytes": limits.max_result_bytes,
-        },
-        ensure_ascii=False,
-    ).encode() + b"\n"
-
+    return (
+        json.dumps(
+            {
+                "nonce": nonce,
+                "script": job.script,
+                "fn": job.fn,
+                "payload": job.payload,
+                "maxLogLines": limits.max_log_lines,
+                "maxLogBytes": limits.max_log_bytes,
+                "maxResultBytes": limits.max_result_bytes,
+            },
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    )
 
 
 class _Watch:

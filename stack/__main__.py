@@ -20,8 +20,8 @@ def main() -> None:
     try:
         service.wait_ready()
         logging.info("ready: %s (Redis at %s)", service.url, service.env["REDIS_URL"])
-        while not stop.wait(1.0):
-            service.supervisor.restart_dead()
+        stop.wait()
+
     finally:
         logging.info("stopping")
         service.stop()

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.settings: Settings = load(self.env)
+        self._stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -35,7 +37,13 @@ class Service:
         for index in range(1, self.workers + 1):
             self.worker_children.append(self.start_worker(index))
         self.supervisor.start("api", self._api_argv(), self.env)
+        threading.Thread(target=self._keep_alive, name="keep-alive", daemon=True).start()
         return self
+
+    def _keep_alive(self) -> None:
+        """Restart any process that dies on its own, as a process manager would."""
+        while not self._stopping.wait(0.5):
+            self.supervisor.restart_dead()
 
     def start_worker(self, index: int) -> Child:
         argv = [sys.executable, "-m", "celery", "-A", "tasks.app", "worker"]
@@ -65,6 +73,7 @@ class Service:
         raise RuntimeError(f"the service at {self.url} did not become healthy in {seconds:.0f} s")
 
     def stop(self) -> None:
+        self._stopping.set()
         self.supervisor.stop()
         if self.redis is not None:
             self.redis.cleanup()

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ class Child:
 @dataclass
 class Supervisor:
     children: list[Child] = field(default_factory=list)
+    stopped: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
         child = Child(name, argv, env)
@@ -50,6 +53,11 @@ class Supervisor:
 
     def restart_dead(self) -> None:
         """Bring back any child that died on its own, as a process manager would."""
+        with self._lock:
+            if not self.stopped:
+                self._restart_dead()
+
+    def _restart_dead(self) -> None:
         for child in self.children:
             if child.process is not None and child.process.poll() is not None:
                 log.warning("%s exited (%s); restarting", child.name, child.process.returncode)
@@ -58,6 +66,8 @@ class Supervisor:
                 child.start()
 
     def stop(self, grace_seconds: float = 10.0) -> None:
+        with self._lock:
+            self.stopped = True
         for child in self.children:
             child.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds

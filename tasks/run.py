@@ -27,6 +27,7 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
     if verdict != "run":
         return
     job_spec = Job(**job)
+
     def record_pid(pid: int) -> None:
         store.set_pid(job_id, pid)
 

@@ -138,7 +138,6 @@ class JobStore:
         return int(value) if value else None
 
     def finish(self, job_id: str, outcome: Outcome) -> bool:
-
         """Record the outcome unless the job already ended (e.g. was cancelled)."""
         if outcome.error is None:
             status = SUCCEEDED

@@ -57,8 +57,7 @@ def wait_until_only_idle(capacity: int, seconds: float = 10.0) -> set[int]:
         time.sleep(0.05)
 
 
-def wait_for_new(
-before: set[int], seconds: float = 10.0) -> set[int]:
+def wait_for_new(before: set[int], seconds: float = 10.0) -> set[int]:
     """Harness processes that appeared since `before` was taken (empty if none in time)."""
     deadline = time.monotonic() + seconds
     while not (new := harness_pids() - before) and time.monotonic() < deadline:

@@ -37,7 +37,9 @@ def test_job_runs_in_a_process_started_before_it(pool):
     wait_idle(pool)
     (ready,) = harness_pids() & {p.pid for p in pool._idle}
     seen = []
-    outcome = run(job("export function run() { return 'ok' }"), LIMITS, processes=pool, on_process=seen.append)
+    outcome = run(
+        job("export function run() { return 'ok' }"), LIMITS, processes=pool, on_process=seen.append
+    )
     assert (outcome.result, seen) == ("ok", [ready])
 
 
@@ -50,7 +52,9 @@ def test_a_replacement_is_started_after_each_job(pool):
 
 
 def test_every_job_gets_a_process_no_other_job_used(pool):
-    writer = "export function run() { localStorage.setItem('k', 'v'); globalThis.mark = 1; return 'w' }"
+    writer = (
+        "export function run() { localStorage.setItem('k', 'v'); globalThis.mark = 1; return 'w' }"
+    )
     reader = "export function run() { return [localStorage.getItem('k'), globalThis.mark ?? null] }"
     assert run(job(writer), LIMITS, processes=pool).result == "w"
     assert run(job(reader), LIMITS, processes=pool).result == [None, None]
@@ -64,7 +68,10 @@ def test_an_idle_process_that_dies_is_replaced(pool):
     while victim in {p.pid for p in pool._idle} or pool.idle < 1:
         assert time.monotonic() < deadline, "the dead idle process was not replaced"
         time.sleep(0.05)
-    assert run(job("export function run() { return 'after' }"), LIMITS, processes=pool).result == "after"
+    assert (
+        run(job("export function run() { return 'after' }"), LIMITS, processes=pool).result
+        == "after"
+    )
 
 
 def test_closing_the_pool_leaves_no_process():

@@ -39,7 +39,10 @@ def test_each_job_loads_the_module_afresh_but_globals_are_shared(warm):
 
 def test_timeout_kills_the_process_and_the_next_job_gets_a_new_one(warm):
     (before,) = pids_of(warm, "export function run() { return 1 }", 1)
-    assert warm.run(job("export function run() { while (true) {} }", timeout=300)).error.code == "TIMEOUT_ERROR"
+    assert (
+        warm.run(job("export function run() { while (true) {} }", timeout=300)).error.code
+        == "TIMEOUT_ERROR"
+    )
     (after,) = pids_of(warm, "export function run() { return 1 }", 1)
     assert after != before
     assert wait_until_gone({before}) == set()
@@ -54,7 +57,10 @@ def test_memory_cap_holds(warm):
 def test_errors_and_logs_are_reported_per_job(warm):
     failing = warm.run(job("export function run() { console.log('a'); throw new Error('x') }"))
     assert (failing.error.message, [e["message"] for e in failing.logs]) == ("x", ["a"])
-    assert warm.run(job("export function run() { console.log('b'); return 2 }")).logs[0]["message"] == "b"
+    assert (
+        warm.run(job("export function run() { console.log('b'); return 2 }")).logs[0]["message"]
+        == "b"
+    )
 
 
 def test_closing_leaves_no_process():

@@ -1,0 +1,196 @@
+"""`make bench`: the service against a cold `deno run`, all measured in this one run.
+
+Starts a private Redis, one worker (concurrency = CPU count) and the API, then
+prints one table with the targets beside the figures.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from bench.measure import descendants, median, percentile, rss_kib, timed_ms
+from sandbox.process import deno_binary
+from stack.redis_server import PrivateRedis, free_port
+from stack.service import Service
+
+TRIVIAL = {"script": "export function run(p) { return p.n + 1 }", "fn": "run", "payload": {"n": 1}}
+SPIN = {
+    "script": "export function run() { while (true) {} }",
+    "fn": "run",
+    "payload": {},
+    "timeout": 2000,
+}
+CLIENTS = 16
+
+
+def cold_deno_runs(count: int) -> list[float]:
+    """F: a cold `deno run` of an empty script, as a user would time it."""
+    with tempfile.TemporaryDirectory() as home:
+        script = os.path.join(home, "empty.js")
+        open(script, "w").close()
+        env = dict(os.environ, DENO_DIR=os.path.join(home, "deno"), NO_COLOR="1")
+        argv = [deno_binary(), "run", "--quiet", script]
+        subprocess.run(argv, env=env, check=True)  # fill the cache once, as on any used machine
+        return [timed_ms(lambda: subprocess.run(argv, env=env, check=True)) for _ in range(count)]
+
+
+def cold_deno_per_second(seconds: float = 5.0) -> float:
+    """B: cold `deno run`s per second with one loop per core."""
+    with tempfile.TemporaryDirectory() as home:
+        script = os.path.join(home, "empty.js")
+        open(script, "w").close()
+        env = dict(os.environ, DENO_DIR=os.path.join(home, "deno"), NO_COLOR="1")
+        argv = [deno_binary(), "run", "--quiet", script]
+        subprocess.run(argv, env=env, check=True)
+        done = [0]
+        lock = threading.Lock()
+        deadline = time.monotonic() + seconds
+
+        def loop() -> None:
+            while time.monotonic() < deadline:
+                subprocess.run(argv, env=env, check=True)
+                with lock:
+                    done[0] += 1
+
+        threads = [threading.Thread(target=loop) for _ in range(os.cpu_count() or 1)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return done[0] / (time.monotonic() - started)
+
+
+class Bench:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.local = threading.local()
+
+    def post(self, body: dict) -> requests.Response:
+        session = getattr(self.local, "session", None)
+        if session is None:
+            session = self.local.session = requests.Session()
+        response = session.post(self.url + "/", json=body, timeout=60)
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        return response
+
+    def sequential(self, body: dict, count: int, pause: float = 0.0) -> list[float]:
+        """One client, one request at a time; `pause` seconds between requests."""
+        for _ in range(20):
+            self.post(body)
+        samples = []
+        for _ in range(count):
+            samples.append(timed_ms(lambda: self.post(body)))
+            time.sleep(pause)
+        return samples
+
+    def throughput(self, count: int) -> float:
+        started = time.monotonic()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(lambda _: self.post(TRIVIAL), range(count)))
+        return count / (time.monotonic() - started)
+
+    def beside_hogs(self) -> list[float]:
+        """Trivial jobs sent while two infinite loops (2 s timeouts) hold the workers."""
+        session = requests.Session()
+        for _ in range(2):
+            session.post(self.url + "/jobs", json=SPIN, timeout=10)
+        time.sleep(0.1)
+        samples = []
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            samples.append(timed_ms(lambda: self.post(TRIVIAL)))
+        return samples
+
+
+def worker_rss_kib(service: Service) -> int:
+    return sum(
+        rss_kib(pid)
+        for child in service.worker_children
+        if child.process is not None
+        for pid in descendants(child.process.pid)
+        if "deno" not in _comm(pid)
+    )
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return ""
+
+
+def row(name: str, figure: str, target: str = "", met: bool | None = None) -> None:
+    verdict = "" if met is None else ("met" if met else "NOT met")
+    print(f"| {name:<46} | {figure:>28} | {target:<18} | {verdict:<7} |")
+
+
+def main() -> None:
+    print(f"deno {deno_binary()}, {os.cpu_count()} cores")
+    f_samples = cold_deno_runs(30)
+    f = median(f_samples)
+    b = cold_deno_per_second()
+    redis = PrivateRedis().start()
+    env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
+    service = Service(env=env, workers=1)
+    try:
+        service.start()
+        service.wait_ready()
+        bench = Bench(service.url)
+        sync = bench.sequential(TRIVIAL, 300)
+        paced = bench.sequential(TRIVIAL, 100, pause=0.05)
+        none = bench.sequential({**TRIVIAL, "isolation": "none"}, 300)
+        jobs_per_second = bench.throughput(1600)
+        hog = bench.beside_hogs()
+        time.sleep(2.5)  # let the infinite loops time out
+        rss_before = worker_rss_kib(service)
+        bench.throughput(5000)
+        rss_after = worker_rss_kib(service)
+    finally:
+        service.stop()
+        redis.cleanup()
+    p50, none_p50 = median(sync), median(none)
+    growth = (rss_after - rss_before) / rss_before
+    print()
+    row("measure", "figure", "target", "")
+    print("|" + "-" * 48 + "|" + "-" * 30 + "|" + "-" * 20 + "|" + "-" * 9 + "|")
+    row("F: cold `deno run` of an empty script, median", f"{f:.1f} ms")
+    row(
+        "sync POST / trivial job: p50 / p95 / p99",
+        f"{p50:.1f} / {percentile(sync, 95):.1f} / {percentile(sync, 99):.1f} ms",
+    )
+    row("  p50 / F", f"{p50 / f:.2f}", "<= 0.60", p50 / f <= 0.6)
+    row(
+        "same, 50 ms between requests: p50 / p95",
+        f"{median(paced):.1f} / {percentile(paced, 95):.1f} ms",
+    )
+    row("  p50 / F", f"{median(paced) / f:.2f}")
+
+    row('isolation "none": p50', f"{none_p50:.1f} ms")
+    row("  p50 / F", f"{none_p50 / f:.2f}", "<= 0.35", none_p50 / f <= 0.35)
+    row(f"throughput, {CLIENTS} clients", f"{jobs_per_second:.0f} jobs/s")
+    row("B: cold `deno run`s per second, one loop per core", f"{b:.0f} /s")
+    row("  throughput / B", f"{jobs_per_second / b:.2f}", ">= 0.85", jobs_per_second / b >= 0.85)
+    row(
+        "p95 trivial job beside two while(true) (2 s)",
+        f"{percentile(hog, 95):.1f} ms (n={len(hog)})",
+    )
+    row(
+        "worker RSS before / after 5,000 jobs",
+        f"{rss_before / 1024:.0f} / {rss_after / 1024:.0f} MiB",
+    )
+    row("  growth", f"{growth * 100:+.1f} %", "< 10 %", growth < 0.10)
+
+
+if __name__ == "__main__":
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is needed (make installs it)")
+    main()
