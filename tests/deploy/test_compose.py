@@ -1,0 +1,115 @@
+"""The Docker deployment files: compose.yaml and docker/Dockerfile.
+
+No Docker engine is needed. The Compose CLI validates compose.yaml when one is installed
+(`docker compose`, else `docker-compose`); the other tests read the files as text, so
+they run everywhere.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose.yaml"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+
+
+def _works(argv: list[str]) -> tuple[bool, str]:
+    """Whether `argv` exits 0, and what it said when it did not."""
+    if shutil.which(argv[0]) is None:
+        return False, f"`{argv[0]}` is not installed"
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"`{' '.join(argv)}` failed: {error}"
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        return False, f"`{' '.join(argv)}` exited {done.returncode}: {said[0] if said else ''}"
+    return True, ""
+
+
+@pytest.fixture(scope="module")
+def compose_cli() -> list[str]:
+    """The Compose v2 plugin if it works, else the standalone v1 tool; skip without either."""
+    reasons = []
+    for cli in (["docker", "compose"], ["docker-compose"]):
+        works, reason = _works([*cli, "version"])
+        if works:
+            return cli
+        reasons.append(reason)
+    pytest.skip("no Compose CLI to validate compose.yaml: " + "; ".join(reasons))
+
+
+def _compose_text() -> str:
+    return COMPOSE_FILE.read_text()
+
+
+def _service_names(compose: str) -> set[str]:
+    """Keys indented once under the top-level `services:` (enough for this file's layout)."""
+    section = re.search(r"^services:\n(.*?)(?=^\S|\Z)", compose, re.MULTILINE | re.DOTALL)
+    assert section, "compose.yaml has no top-level services: key"
+    return set(re.findall(r"^  ([\w.-]+):", section.group(1), re.MULTILINE))
+
+
+def _dockerfile_instructions(keyword: str) -> list[str]:
+    """The arguments of every `keyword` instruction, continuation lines joined."""
+    dockerfile = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    return re.findall(rf"^\s*{keyword}\s+(.*)$", dockerfile, re.MULTILINE | re.IGNORECASE)
+
+
+def test_compose_cli_accepts_compose_file(compose_cli):
+    done = subprocess.run(
+        [*compose_cli, "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr or done.stdout
+
+
+def test_compose_defines_redis_api_and_worker_services():
+    assert {"redis", "api", "worker"} <= _service_names(_compose_text())
+
+
+def test_compose_file_follows_the_compose_spec_without_version_key():
+    assert not re.search(r"^version:", _compose_text(), re.MULTILINE)
+
+
+def test_compose_publishes_api_on_port_9090():
+    assert '"9090:9090"' in _compose_text()
+
+
+def test_redis_persists_jobs_with_an_append_only_file():
+    compose = _compose_text()
+    assert "--appendonly" in compose
+    assert "redis-data:/data" in compose
+
+
+def test_api_and_worker_run_under_an_init_process_that_reaps_children():
+    assert len(re.findall(r"^\s+init: true\b", _compose_text(), re.MULTILINE)) >= 2
+
+
+def test_no_fixed_container_name_so_workers_can_be_scaled():
+    assert "container_name:" not in _compose_text()
+
+
+def test_image_uses_a_glibc_debian_bookworm_base():
+    bases = _dockerfile_instructions("FROM")
+    assert bases, "docker/Dockerfile has no FROM"
+    assert all("bookworm" in base and "alpine" not in base for base in bases)
+
+
+def test_image_runs_as_a_non_root_user():
+    users = _dockerfile_instructions("USER")
+    assert users, "docker/Dockerfile has no USER: it would run as root"
+    assert users[-1].split(":")[0].strip() not in ("root", "0")
+
+
+def test_image_installs_libmagic_for_mime_detection():
+    runs = _dockerfile_instructions("RUN")
+    assert any("apt-get install" in run and "libmagic1" in run for run in runs)
