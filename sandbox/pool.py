@@ -130,10 +130,14 @@ class Prespawned:
         return self._spawner.call(lambda: DenoProcess(self.limits))
 
     def release(self, process: DenoProcess) -> None:
-        """Kill the job's process; its replacement starts now, not while the job ran,
-        so that starting it (~15 ms of CPU) never competes with a job for a core."""
+        """Kill the job's process now; reaping and cleanup happen on the reaper thread."""
         process.stop()
         self._reaper.post(process.kill)
+
+    def refill(self) -> None:
+        """Start replacements now. Call it once the job's answer is on its way: starting
+        a process costs ~15 ms of CPU, which should not compete with delivering it.
+        Without a call, an empty pool refills on the next `take` or within a second."""
         with self._ready:
             self._top_up()
 

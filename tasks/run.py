@@ -38,6 +38,8 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
             outcome = sandbox.run(job_spec, settings.limits, cancel, prespawned(), record_pid)
 
     store.finish(job_id, outcome)
+    if job_spec.isolation != "none":
+        prespawned().refill()
 
 
 @contextlib.contextmanager
