@@ -1,7 +1,14 @@
-"""Workers announce themselves in Redis so `/healthz` can count the live ones cheaply."""
+"""Workers announce themselves in Redis: `/healthz` counts the live ones, and any live
+worker puts back on the queue the jobs of a worker that stopped beating.
+
+A worker's identity is `<hostname>:<pid of its main process>`, so a worker restarted
+under the same name is not mistaken for the one that died.
+"""
 
 import contextlib
 import json
+import logging
+import os
 import socket
 import threading
 
@@ -9,19 +16,26 @@ from celery.signals import worker_ready, worker_shutdown
 
 from sandbox.process import confinement
 from tasks.app import redis_client
+from tasks.recovery import requeue_orphans
 from tasks.store import PREFIX
 
 INTERVAL_SECONDS = 5
 TTL_SECONDS = 15
 _stop = threading.Event()
+_identity: list[str] = []
+log = logging.getLogger(__name__)
 
 
-def key(hostname: str) -> str:
-    return f"{PREFIX}worker:{hostname}"
+def key(identity: str) -> str:
+    return f"{PREFIX}worker:{identity}"
+
+
+def identity_of_main_process(hostname: str, pid: int) -> str:
+    return f"{hostname}:{pid}"
 
 
 def live_workers() -> dict[str, dict[str, str]]:
-    """Worker name -> the confinement its jobs run under, for every worker beating now."""
+    """Worker identity -> the confinement its jobs run under, for every worker beating now."""
     client = redis_client()
     names = sorted(client.scan_iter(match=key("*"), count=1000))
     values = client.mget(names) if names else []
@@ -32,25 +46,28 @@ def live_workers() -> dict[str, dict[str, str]]:
     }
 
 
-def _beat(hostname: str) -> None:
+def _beat(identity: str) -> None:
     described = json.dumps(confinement().describe())
     while not _stop.is_set():
         # Redis away: the key expires and healthz reports it; keep trying.
         with contextlib.suppress(Exception):
-            redis_client().set(key(hostname), described, ex=TTL_SECONDS)
+            redis_client().set(key(identity), described, ex=TTL_SECONDS)
+            requeued = requeue_orphans(set(live_workers()))
+            if requeued:
+                log.warning("requeued jobs of workers that stopped beating: %s", requeued)
         _stop.wait(INTERVAL_SECONDS)
 
 
 @worker_ready.connect
 def _start(sender: object = None, **_: object) -> None:
     hostname = getattr(sender, "hostname", None) or socket.gethostname()
-    threading.Thread(target=_beat, args=(hostname,), name="heartbeat", daemon=True).start()
+    _identity.append(identity_of_main_process(hostname, os.getpid()))
+    threading.Thread(target=_beat, args=(_identity[0],), name="heartbeat", daemon=True).start()
 
 
 @worker_shutdown.connect
-def _stop_beating(sender: object = None, **_: object) -> None:
+def _stop_beating(**_: object) -> None:
     _stop.set()
-    hostname = getattr(sender, "hostname", None)
-    if hostname:
+    for identity in _identity:
         with contextlib.suppress(Exception):
-            redis_client().delete(key(hostname))
+            redis_client().delete(key(identity))

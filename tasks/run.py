@@ -2,25 +2,36 @@
 
 import contextlib
 import dataclasses
+import logging
+import os
 import threading
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import redis
 
 import sandbox
 from sandbox import Job, Outcome
 from sandbox.outcome import Failure
 from tasks.app import app, job_store, redis_client, settings
+from tasks.heartbeat import identity_of_main_process
 from tasks.notify import Notifier
 from tasks.processes import prespawned, warm
 from tasks.store import CANCELLED_STATUS, PREFIX, WORKER_LOST
 
 _cancels = Notifier(redis_client(), PREFIX + "cancel:*")
+REDIS_RETRY_SECONDS = 120
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @app.task(name="sandbox.run", bind=True)
 def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
     store = job_store()
-    verdict = store.start(job_id, self.request.hostname or "worker")
+    # The pool process's parent is the worker's main process, whose identity beats.
+    identity = identity_of_main_process(self.request.hostname, os.getppid())
+    verdict = _through_redis_outage(lambda: store.start(job_id, identity), job_id)
     if verdict == "lost":
         lost = Failure(WORKER_LOST, "The job's worker died twice while running it")
         store.finish(job_id, Outcome(error=lost))
@@ -29,7 +40,8 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
     job_spec = Job(**job)
 
     def record_pid(pid: int) -> None:
-        store.set_pid(job_id, pid)
+        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+            store.set_pid(job_id, pid)  # for operators only: not worth failing a job over
 
     with _cancel_event(job_id) as cancel:
         if job_spec.isolation == "none":
@@ -37,9 +49,22 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
         else:
             outcome = sandbox.run(job_spec, settings.limits, cancel, prespawned(), record_pid)
 
-    store.finish(job_id, outcome)
+    _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
     if job_spec.isolation != "none":
         prespawned().refill()
+
+
+def _through_redis_outage(change: Callable[[], T], job_id: str) -> T:
+    """Apply a state change, waiting out a Redis restart: a job must not be lost half-way."""
+    deadline = time.monotonic() + REDIS_RETRY_SECONDS
+    while True:
+        try:
+            return change()
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Redis unreachable while updating job %s; retrying", job_id)
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -48,17 +73,16 @@ def _cancel_event(job_id: str) -> Iterator[threading.Event]:
     store = job_store()
     channel = store.cancel_channel(job_id)
     event = _cancels.watch(channel)
+    event.set()  # a cancel sent before the watch began is found by the first check
     try:
-        record = store.get(job_id)
-        if record is None or record.status == CANCELLED_STATUS:
-            event.set()
         yield _OnlyIfCancelled(event, store, job_id)
     finally:
         _cancels.unwatch(channel, event)
 
 
 class _OnlyIfCancelled(threading.Event):
-    """The notifier also wakes waiters on reconnects: confirm against the store."""
+    """Checks the store when woken (by a cancel message, or by the notifier after a
+    reconnect); a Redis outage only postpones the check."""
 
     def __init__(self, wake: threading.Event, store: Any, job_id: str) -> None:
         super().__init__()
@@ -70,8 +94,12 @@ class _OnlyIfCancelled(threading.Event):
         if not self._wake.is_set():
             return False
         self._wake.clear()
-        record = self._store.get(self._job_id)
-        if record is None or record.status == CANCELLED_STATUS:
+        try:
+            record = self._store.get(self._job_id)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._wake.set()
+            return False
+        if record is not None and record.status == CANCELLED_STATUS:
             self.set()
         return super().is_set()
 

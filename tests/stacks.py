@@ -17,8 +17,11 @@ SPIN = "export function run() { while (true) {} }"
 
 
 @contextmanager
-def running_stack(workers: int = 1, **settings: str) -> Iterator["Client"]:
-    redis = PrivateRedis().start()
+def running_stack(
+    workers: int = 1, appendonly: bool = False, **settings: str
+) -> Iterator["Client"]:
+    redis = PrivateRedis(appendonly=appendonly).start()
+
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
     env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1", "API_THREADS": "32"} | settings
     service = Service(env=env, workers=workers)

@@ -1,0 +1,128 @@
+"""Faults that must lose nothing, against a stack of two worker processes and an AOF Redis."""
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_client
+import requests
+from procs import wait_until_gone
+from stacks import SLEEP, Client, running_stack
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Client]:
+    with running_stack(
+        workers=2, appendonly=True, WORKER_CONCURRENCY="1", MAX_QUEUE_DEPTH="4"
+    ) as client:
+        yield client
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def final_states(cluster: Client, ids: list[str], seconds: float = 90) -> dict[str, str]:
+    deadline = time.monotonic() + seconds
+    states = {}
+    for job_id in ids:
+        while True:
+            try:
+                body = cluster.job(job_id, wait=5).json()
+                states[job_id] = body.get("status", "missing")
+                if states[job_id] in FINAL or time.monotonic() > deadline:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+    return states
+
+
+def test_job_of_a_worker_killed_whole_completes_on_another_worker(cluster):
+    job_id = cluster.submit(SLEEP, payload={"ms": 3000}, timeout=30_000)
+    deno = cluster.deno_pid(job_id)
+    worker_main = parent_of(parent_of(deno))
+    os.killpg(worker_main, signal.SIGKILL)
+    assert wait_until_gone({deno}) == set()
+    body = cluster.job(job_id, wait=60).json()
+    assert (body["status"], body["result"]) == ("succeeded", 3000)
+
+
+def test_queue_deeper_than_its_limit_refuses_new_jobs_and_finishes_accepted_ones(cluster):
+    accepted, refused = [], None
+    for _ in range(30):
+        response = cluster.post("/jobs", script=SLEEP, fn="run", payload={"ms": 400})
+        if response.status_code == 503:
+            refused = response
+            break
+        assert response.status_code == 202
+        accepted.append(response.json()["id"])
+    assert refused is not None, "the queue never filled"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Queue is full" in refused.json()["error"]
+    assert set(final_states(cluster, accepted).values()) == {"succeeded"}
+
+
+def test_api_restarted_while_sync_clients_wait_their_jobs_still_finish(cluster):
+    store = redis_client.Redis.from_url(cluster.redis.url)
+    before = set(store.scan_iter(match="exec:job:*"))
+    errors = []
+
+    def client() -> None:
+        try:
+            cluster.run(SLEEP, payload={"ms": 1500}, timeout=10_000)
+        except requests.RequestException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    (api,) = [c for c in cluster.service.supervisor.children if c.name == "api"]
+    api.signal_group(signal.SIGKILL)
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 2, "the clients should have lost their connections"
+    new_ids = [
+        key.decode().rsplit(":", 1)[1] for key in set(store.scan_iter(match="exec:job:*")) - before
+    ]
+    assert len(new_ids) == 2
+    cluster.service.wait_ready()
+    assert set(final_states(cluster, new_ids).values()) == {"succeeded"}
+
+
+@pytest.mark.timeout(240)
+def test_redis_killed_and_restarted_during_a_burst_loses_no_accepted_job(cluster):
+
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def burst() -> None:
+        while not stop.is_set():
+            try:
+                response = cluster.post("/jobs", script=SLEEP, fn="run", payload={"ms": 50})
+                if response.status_code == 202:
+                    accepted.append(response.json()["id"])
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+
+    submitter = threading.Thread(target=burst)
+    submitter.start()
+    try:
+        time.sleep(1.5)
+        cluster.redis.stop(kill=True)
+        time.sleep(1.0)
+        cluster.redis.start()
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        submitter.join()
+    assert len(accepted) > 5
+    states = final_states(cluster, accepted, seconds=90)
+    assert {job_id: state for job_id, state in states.items() if state not in FINAL} == {}
