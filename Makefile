@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 WORKERS ?= 1
 
-.PHONY: run test bench lint format deps system-deps
+.PHONY: run test bench load lint format deps system-deps
+
 
 run: deps
 	$(PY) -m stack --workers $(WORKERS)
@@ -15,6 +16,9 @@ test: deps
 
 bench: deps
 	$(PY) -m bench
+
+load: deps
+	$(PY) -m bench.load
 
 lint: deps
 	$(VENV)/bin/ruff check .

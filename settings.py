@@ -18,7 +18,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 3333
     api_processes: int = 2
-    api_threads: int = 64
+    api_threads: int = 128
     max_body_bytes: int = 5 * MIB
     max_queue_depth: int = 1_000
     queue_wait_ms: int = 10_000

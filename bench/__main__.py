@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.measure import descendants, median, percentile, rss_kib, timed_ms
+from sandbox import Job, process, run
+from sandbox.confine import Confinement
 from sandbox.process import deno_binary
 from stack.redis_server import PrivateRedis, free_port
 from stack.service import Service
@@ -110,6 +112,20 @@ class Bench:
         return samples
 
 
+def sandbox_job_ms(count: int = 40) -> tuple[float, float]:
+    """A trivial job through `sandbox.run` with a fresh process each time (no pool): with
+    every OS wall this host allows, and with none of them (Deno's permissions only)."""
+    job = Job.create(TRIVIAL["script"], "run", TRIVIAL["payload"])
+    with_walls = median([timed_ms(lambda: run(job)) for _ in range(count)])
+    walls = process.confinement()
+    process.confinement = Confinement  # type: ignore[assignment]  # no cgroups, netns or user
+    try:
+        without = median([timed_ms(lambda: run(job)) for _ in range(count)])
+    finally:
+        process.confinement = lambda: walls  # type: ignore[assignment]
+    return with_walls, without
+
+
 def worker_rss_kib(service: Service) -> int:
     return sum(
         rss_kib(pid)
@@ -138,6 +154,7 @@ def main() -> None:
     f_samples = cold_deno_runs(30)
     f = median(f_samples)
     b = cold_deno_per_second()
+    walled, unwalled = sandbox_job_ms()
     redis = PrivateRedis().start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
     service = Service(env=env, workers=1)
@@ -188,6 +205,8 @@ def main() -> None:
         f"{rss_before / 1024:.0f} / {rss_after / 1024:.0f} MiB",
     )
     row("  growth", f"{growth * 100:+.1f} %", "< 10 %", growth < 0.10)
+    row("sandbox.run, fresh process: all OS walls / none", f"{walled:.1f} / {unwalled:.1f} ms")
+    row("  cost of cgroups + netns + user switch per job", f"{walled - unwalled:+.1f} ms")
 
 
 if __name__ == "__main__":
