@@ -64,9 +64,14 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def choose_redis(configured: str | None) -> tuple[str, PrivateRedis | None]:
+LOCAL_DEFAULT = "redis://127.0.0.1:6379/0"
+
+
+def choose_redis(
+    configured: str | None, local: str = LOCAL_DEFAULT
+) -> tuple[str, PrivateRedis | None]:
     """REDIS_URL if it answers, else a local default one, else a private one we start."""
-    for url in filter(None, (configured, "redis://127.0.0.1:6379/0")):
+    for url in filter(None, (configured, local)):
         if reachable(url):
             return url, None
     private = PrivateRedis().start()
