@@ -15,6 +15,7 @@ from sandbox.limits import MIB
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinel_master: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 3333
     api_processes: int = 2
@@ -59,7 +60,12 @@ _LIMIT_INTS = {
     "JOB_MAX_LOG_BYTES": "max_log_bytes",
     "JOB_MAX_RESULT_BYTES": "max_result_bytes",
 }
-_STRINGS = {"REDIS_URL": "redis_url", "API_HOST": "api_host", "QUEUE_NAME": "queue_name"}
+_STRINGS = {
+    "REDIS_URL": "redis_url",
+    "REDIS_SENTINEL_MASTER": "redis_sentinel_master",
+    "API_HOST": "api_host",
+    "QUEUE_NAME": "queue_name",
+}
 
 
 def _int(env: Mapping[str, str], name: str) -> int:

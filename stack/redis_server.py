@@ -8,12 +8,13 @@ import time
 
 import redis
 
+from redis_connect import connect, is_sentinel
 from stack.supervisor import child_setup
 
 
 def reachable(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+        return bool(connect(url, connect_timeout=1, timeout=1).ping())
     except (redis.RedisError, OSError, ValueError):
         return False
 
@@ -70,7 +71,10 @@ LOCAL_DEFAULT = "redis://127.0.0.1:6379/0"
 def choose_redis(
     configured: str | None, local: str = LOCAL_DEFAULT
 ) -> tuple[str, PrivateRedis | None]:
-    """REDIS_URL if it answers, else a local default one, else a private one we start."""
+    """REDIS_URL if it answers, else a local default one, else a private one we start.
+    A Sentinel URL is never replaced: failing over is the Sentinels' job."""
+    if configured and is_sentinel(configured):
+        return configured, None
     for url in filter(None, (configured, local)):
         if reachable(url):
             return url, None

@@ -33,6 +33,7 @@ class Service:
 
     def start(self) -> "Service":
         redis_url, self.redis = choose_redis(self.env.get("REDIS_URL"))
+
         self.env["REDIS_URL"] = redis_url
         for index in range(1, self.workers + 1):
             self.worker_children.append(self.start_worker(index))

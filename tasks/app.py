@@ -5,6 +5,7 @@ import functools
 import redis
 from celery import Celery
 
+from redis_connect import connect
 from settings import Settings, load
 from tasks.store import JobStore
 
@@ -27,13 +28,14 @@ app.conf.update(
     broker_transport_options={
         "visibility_timeout": settings.visibility_timeout_seconds,
         "socket_connect_timeout": 2,
-    },
+    }
+    | ({"master_name": settings.redis_sentinel_master} if settings.redis_sentinel_master else {}),
 )
 
 
 @functools.cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    return connect(settings.redis_url, settings.redis_sentinel_master)
 
 
 @functools.cache

@@ -18,10 +18,11 @@ SPIN = "export function run() { while (true) {} }"
 
 @contextmanager
 def running_stack(
-    workers: int = 1, appendonly: bool = False, **settings: str
+    workers: int = 1, appendonly: bool = False, redis: PrivateRedis | None = None, **settings: str
 ) -> Iterator["Client"]:
-    redis = PrivateRedis(appendonly=appendonly).start()
-
+    """A whole stack on a private Redis (or on `redis`, which the caller then owns)."""
+    owned = redis is None
+    redis = redis or PrivateRedis(appendonly=appendonly).start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
     env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1", "API_THREADS": "32"} | settings
     service = Service(env=env, workers=workers)
@@ -31,7 +32,8 @@ def running_stack(
         yield Client(service.url, service, redis)
     finally:
         service.stop()
-        redis.cleanup()
+        if owned:
+            redis.cleanup()
 
 
 class Client:
