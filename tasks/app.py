@@ -41,4 +41,5 @@ def redis_client() -> redis.Redis:
 @functools.cache
 def job_store() -> JobStore:
     pending_ttl = settings.result_ttl_seconds + settings.visibility_timeout_seconds
-    return JobStore(redis_client(), settings.result_ttl_seconds, pending_ttl)
+    grace_ms = (settings.task_time_margin_seconds + 60) * 1000  # past Celery's hard limit
+    return JobStore(redis_client(), settings.result_ttl_seconds, pending_ttl, grace_ms)

@@ -15,7 +15,7 @@ import threading
 from celery.signals import worker_ready, worker_shutdown
 
 from sandbox.process import confinement
-from tasks.app import redis_client
+from tasks.app import job_store, redis_client
 from tasks.recovery import requeue_orphans
 from tasks.store import PREFIX
 
@@ -55,6 +55,9 @@ def _beat(identity: str) -> None:
             requeued = requeue_orphans(set(live_workers()))
             if requeued:
                 log.warning("requeued jobs of workers that stopped beating: %s", requeued)
+            overdue = job_store().fail_overdue()
+            if overdue:
+                log.warning("failed jobs long past their time limit: %s", overdue)
         _stop.wait(INTERVAL_SECONDS)
 
 

@@ -10,6 +10,7 @@ instead, through kombu's own restore, so they do not sit `running` that long.
 import json
 
 from tasks.app import app, job_store, redis_client
+from tasks.store import RUNNING_DEADLINES
 
 UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacked messages here
 
@@ -30,6 +31,7 @@ def requeue_orphans(live: set[str]) -> list[str]:
     if orphans:
         with app.connection_for_write() as connection:
             qos = connection.default_channel.qos
-            for tag in orphans:
+            for tag, job_id in orphans.items():
                 qos.restore_by_tag(tag.decode(), leftmost=True)
+                client.zrem(RUNNING_DEADLINES, job_id)  # it waits in the queue again
     return list(orphans.values())

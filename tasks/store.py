@@ -27,6 +27,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED_STATUS = (
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED_STATUS})
 WORKER_LOST = "WORKER_LOST"
 MAX_DELIVERIES = 2
+RUNNING_DEADLINES = PREFIX + "running"  # sorted set: job id -> when it must have finished
+
 
 _START = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -35,6 +37,8 @@ if status ~= 'queued' and status ~= 'running' then return 'final' end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts > tonumber(ARGV[3]) then return 'lost' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+local timeout = tonumber(redis.call('HGET', KEYS[1], 'timeout_ms') or '0')
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + timeout + tonumber(ARGV[4]), ARGV[5])
 return 'run'
 """
 _FINISH = """
@@ -43,6 +47,7 @@ if not status then return false end
 if status ~= 'queued' and status ~= 'running' then return status end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'outcome', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZREM', KEYS[4], ARGV[5])
 redis.call('PUBLISH', KEYS[2], ARGV[1])
 if ARGV[1] == 'cancelled' then redis.call('PUBLISH', KEYS[3], 'cancel') end
 return status
@@ -93,8 +98,11 @@ class JobRecord:
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, result_ttl: int, pending_ttl: int) -> None:
+    def __init__(
+        self, client: redis.Redis, result_ttl: int, pending_ttl: int, overdue_grace_ms: int = 60_000
+    ) -> None:
         self.redis = client
+        self.overdue_grace_ms = overdue_grace_ms
         self.result_ttl = result_ttl
         self.pending_ttl = pending_ttl
         self._start = client.register_script(_START)
@@ -126,8 +134,21 @@ class JobStore:
 
     def start(self, job_id: str, worker: str) -> str:
         """'run' if this delivery should run the job; 'final', 'missing' or 'lost' if not."""
-        verdict = self._start(keys=[self.key(job_id)], args=[now_ms(), worker, MAX_DELIVERIES])
+        args = [now_ms(), worker, MAX_DELIVERIES, self.overdue_grace_ms, job_id]
+        verdict = self._start(keys=[self.key(job_id), RUNNING_DEADLINES], args=args)
         return verdict.decode() if isinstance(verdict, bytes) else verdict
+
+    def fail_overdue(self) -> list[str]:
+        """Fail running jobs long past their time limit: whatever ran them is gone
+        without a trace (e.g. Celery's hard limit killed it), so none will finish them."""
+        overdue = [v.decode() for v in self.redis.zrangebyscore(RUNNING_DEADLINES, 0, now_ms())]
+        lost = Outcome(
+            error=Failure(WORKER_LOST, "The job outlived its time limit: its worker was lost")
+        )
+        for job_id in overdue:
+            self._transition(job_id, FAILED, lost)
+            self.redis.zrem(RUNNING_DEADLINES, job_id)
+        return overdue
 
     def set_pid(self, job_id: str, pid: int) -> None:
         """Which Deno process runs the job: for operators (and tests), not in the API."""
@@ -155,8 +176,10 @@ class JobStore:
 
     def _transition(self, job_id: str, status: str, outcome: Outcome) -> str | None:
         keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
+        keys.append(RUNNING_DEADLINES)
         payload = json.dumps(outcome.to_dict(), ensure_ascii=False)
-        previous = self._finish(keys=keys, args=[status, now_ms(), payload, self.result_ttl])
+        args = [status, now_ms(), payload, self.result_ttl, job_id]
+        previous = self._finish(keys=keys, args=args)
         return previous.decode() if isinstance(previous, bytes) else previous
 
     def get(self, job_id: str) -> JobRecord | None:
