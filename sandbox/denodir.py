@@ -72,10 +72,14 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _remove_orphaned_templates() -> None:
-    """Templates of worker processes that died without cleaning up (their pid is in the name)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{TEMPLATE_PREFIX}*"):
-        owner = path.name.removeprefix(TEMPLATE_PREFIX).split("-")[0]
+def remove_orphans(prefix: str) -> None:
+    """Directories `<prefix><pid>-...` whose owning process died without removing them."""
+    for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        owner = path.name.removeprefix(prefix).split("-")[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             with contextlib.suppress(OSError):
                 shutil.rmtree(path)
+
+
+def _remove_orphaned_templates() -> None:
+    remove_orphans(TEMPLATE_PREFIX)

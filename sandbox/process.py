@@ -23,11 +23,13 @@ from pathlib import Path
 from deno import find_deno_bin
 
 from sandbox.confine import CLONE_NEWNET, Confinement, JobCgroup, detect
-from sandbox.denodir import populate
+from sandbox.denodir import populate, remove_orphans
 from sandbox.limits import MIB, Limits
 
 HARNESS = Path(__file__).with_name("harness.js")
 PR_SET_PDEATHSIG = 1
+WORKDIR_PREFIX = "sandbox-job-"
+
 # Deno reserves ~544 MiB of data segment before any job code runs; each Worker's
 # isolate reserves more, so under RLIMIT_DATA alone Workers cannot start.
 RLIMIT_DATA_HEADROOM_MB = 600
@@ -36,6 +38,13 @@ RLIMIT_DATA_HEADROOM_MB = 600
 @functools.cache
 def deno_binary() -> str:
     return str(find_deno_bin())
+
+
+@functools.cache
+def _remove_orphaned_workdirs() -> None:
+    """Once per process: directories of jobs whose process died before cleaning up
+    (a pool process killed mid-job, say). The owner's pid is in each name."""
+    remove_orphans(WORKDIR_PREFIX)
 
 
 @functools.cache
@@ -96,7 +105,8 @@ class DenoProcess:
         self.memory_mb = limits.memory_mb
 
         walls = confinement()
-        self.workdir = tempfile.mkdtemp(prefix="sandbox-job-")
+        _remove_orphaned_workdirs()
+        self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.cgroup: JobCgroup | None = None
         try:
             if walls.user is not None:

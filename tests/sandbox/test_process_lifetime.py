@@ -56,3 +56,25 @@ def test_deno_dies_when_the_caller_is_sigkilled(tmp_path):
         assert wait_until_gone(started) == set()
     finally:
         caller.kill()
+
+
+def test_directories_left_by_a_dead_owner_are_removed_by_the_next_process(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    import sandbox.process as process
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tempfile.mkdtemp(prefix=f"{process.WORKDIR_PREFIX}{dead.pid}-")
+    mine = tempfile.mkdtemp(prefix=f"{process.WORKDIR_PREFIX}{os.getpid()}-")
+    try:
+        process._remove_orphaned_workdirs.cache_clear()
+        process.DenoProcess(process.Limits()).kill()
+        assert not os.path.exists(orphan)
+        assert os.path.exists(mine)
+    finally:
+        for path in (orphan, mine):
+            if os.path.exists(path):
+                os.rmdir(path)

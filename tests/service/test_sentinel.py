@@ -1,5 +1,6 @@
 """A Redis Sentinel URL: the service finds the master through the Sentinels."""
 
+import shutil
 import subprocess
 import tempfile
 import time
@@ -47,6 +48,7 @@ def through_sentinel() -> Iterator[Client]:
         sentinel.terminate()
         sentinel.wait()
         master.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_sync_job_runs_with_a_sentinel_url(through_sentinel):
