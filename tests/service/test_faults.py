@@ -14,7 +14,7 @@ from stacks import SLEEP, Client, running_stack
 
 @pytest.fixture(scope="module")
 def fragile() -> Iterator[Client]:
-    with running_stack(RESULT_TTL_SECONDS="2") as client:
+    with running_stack(RESULT_TTL_SECONDS="2", QUEUE_WAIT_MS="300") as client:
         yield client
 
 
@@ -28,7 +28,19 @@ def kill_the_process_running(client: Client, job_id: str, not_pid: int | None = 
     return deno
 
 
+def test_sync_request_whose_job_is_still_queued_gets_504_with_the_id(fragile):
+    busy = [fragile.submit(SLEEP, payload={"ms": 2000}) for _ in range(2)]  # both processes
+    for job_id in busy:
+        fragile.wait_for_status(job_id, {"running"})
+    response = fragile.run("export function run() { return 'later' }", timeout=200)
+    assert response.status_code == 504
+    body = response.json()
+    assert "poll" in body["error"]
+    assert fragile.job(body["id"], wait=30).json()["result"] == "later"
+
+
 def test_result_expires_and_then_reads_404(fragile):
+
     job_id = fragile.submit("export function run() { return 1 }")
     assert fragile.job(job_id, wait=30).json()["status"] == "succeeded"
     time.sleep(3)
