@@ -113,3 +113,29 @@ def test_image_runs_as_a_non_root_user():
 def test_image_installs_libmagic_for_mime_detection():
     runs = _dockerfile_instructions("RUN")
     assert any("apt-get install" in run and "libmagic1" in run for run in runs)
+
+
+def test_image_sources_hold_everything_the_api_and_worker_import(tmp_path):
+    """Copy exactly what the Dockerfile copies, then import the API and the worker's task."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    for line in (root / "docker" / "Dockerfile").read_text().splitlines():
+        parts = line.split()
+        if not parts or parts[0] != "COPY" or any(p.startswith("--") for p in parts):
+            continue
+        for source in parts[1:-1]:
+            if source == "requirements.txt":
+                continue
+            path = root / source.rstrip("/")
+            if path.is_dir():
+                shutil.copytree(path, tmp_path / path.name)
+            else:
+                shutil.copy(path, tmp_path / path.name)
+    code = "import api.wsgi, tasks.run, tasks.heartbeat"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
