@@ -1,9 +1,11 @@
 """Turning a valid request into a queued job, and reading jobs back."""
 
+import contextlib
 import json
 import time
 import uuid
 
+import redis
 from pydantic import ValidationError
 
 from api.errors import ApiError, Unavailable
@@ -49,10 +51,9 @@ def enqueue(store: JobStore, job: Job, settings: Settings) -> str:
     try:
         submit(job_id, job)
     except Exception:
-        try:
+        with contextlib.suppress(redis.RedisError):  # Redis may be what failed
             store.delete(job_id)
-        finally:
-            raise
+        raise
     return job_id
 
 

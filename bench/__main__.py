@@ -4,12 +4,14 @@ Starts a private Redis, one worker (concurrency = CPU count) and the API, then
 prints one table with the targets beside the figures.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -31,32 +33,39 @@ SPIN = {
 CLIENTS = 16
 
 
-def cold_deno_runs(count: int) -> list[float]:
-    """F: a cold `deno run` of an empty script, as a user would time it."""
+@contextlib.contextmanager
+def cold_deno() -> Iterator[Callable[[], object]]:
+    """A cold `deno run` of an empty script, as a user would time it (cache filled once,
+    as on any used machine)."""
     with tempfile.TemporaryDirectory() as home:
         script = os.path.join(home, "empty.js")
         open(script, "w").close()
         env = dict(os.environ, DENO_DIR=os.path.join(home, "deno"), NO_COLOR="1")
         argv = [deno_binary(), "run", "--quiet", script]
-        subprocess.run(argv, env=env, check=True)  # fill the cache once, as on any used machine
-        return [timed_ms(lambda: subprocess.run(argv, env=env, check=True)) for _ in range(count)]
+
+        def once() -> object:
+            return subprocess.run(argv, env=env, check=True)
+
+        once()
+        yield once
+
+
+def cold_deno_runs(count: int) -> list[float]:
+    """F's samples."""
+    with cold_deno() as once:
+        return [timed_ms(once) for _ in range(count)]
 
 
 def cold_deno_per_second(seconds: float = 5.0) -> float:
     """B: cold `deno run`s per second with one loop per core."""
-    with tempfile.TemporaryDirectory() as home:
-        script = os.path.join(home, "empty.js")
-        open(script, "w").close()
-        env = dict(os.environ, DENO_DIR=os.path.join(home, "deno"), NO_COLOR="1")
-        argv = [deno_binary(), "run", "--quiet", script]
-        subprocess.run(argv, env=env, check=True)
+    with cold_deno() as once:
         done = [0]
         lock = threading.Lock()
         deadline = time.monotonic() + seconds
 
         def loop() -> None:
             while time.monotonic() < deadline:
-                subprocess.run(argv, env=env, check=True)
+                once()
                 with lock:
                     done[0] += 1
 

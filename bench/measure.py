@@ -1,5 +1,6 @@
 """Small timing helpers shared by the benchmarks."""
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -35,8 +36,6 @@ def rss_kib(pid: int) -> int:
 def descendants(pid: int) -> list[int]:
     """`pid` and all processes below it."""
     children: dict[int, list[int]] = {}
-    import os
-
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:

@@ -21,6 +21,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 JOBS_GROUP = "sandbox-jobs"
 CPU_PERIOD_US = 100_000
@@ -49,7 +50,7 @@ class Confinement:
             else "Deno permissions only",
             "user": f"uid {self.user[0]}"
             if self.user
-            else f"uid {os.geteuid()} (not root: no drop)",
+            else f"uid {os.geteuid()} (no user to drop to)",
         }
 
 
@@ -113,11 +114,21 @@ def _detect_cgroups() -> tuple[int | None, dict[str, Path]]:
     return None, {}
 
 
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """In a child before exec: get `signum` when the thread that started it exits."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
+def owner_is_gone(name: str, prefix: str) -> bool:
+    """For things named `<prefix><owner pid>-...`: whether that owner has died."""
+    owner = name.removeprefix(prefix).split("-")[0]
+    return owner.isdigit() and not Path(f"/proc/{owner}").exists()
+
+
 def remove_orphaned_groups(base: Path) -> None:
     """Job groups left by a worker that died mid-job (its pid is in the name)."""
     for group in base.glob("job-*"):
-        owner = group.name.split("-")[1]
-        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+        if owner_is_gone(group.name, "job-"):
             _kill_members(group)
             with contextlib.suppress(OSError):
                 group.rmdir()

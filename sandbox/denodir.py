@@ -9,19 +9,18 @@ writes (localStorage, caches) is seen by another.
 
 import atexit
 import contextlib
-import ctypes
 import functools
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
 
+from sandbox.confine import die_with_parent, owner_is_gone
+
 TEMPLATE_PREFIX = "sandbox-denodir-"
-PR_SET_PDEATHSIG = 1
 
 WARM_UP_JOB = {
     "nonce": "warmup",
@@ -43,7 +42,7 @@ def template(argv: tuple[str, ...]) -> Path:
     deno_dir = root / "deno"
     subprocess.run(  # our own fixed job, but it must not outlive us either
         argv,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
         input=json.dumps(WARM_UP_JOB).encode() + b"\n",
         env={"DENO_DIR": str(deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
         stdout=subprocess.DEVNULL,
@@ -68,15 +67,10 @@ def populate(target: Path, argv: tuple[str, ...], owner: tuple[int, int] | None)
                 os.chown(os.path.join(directory, name), *owner, follow_symlinks=False)
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def remove_orphans(prefix: str) -> None:
     """Directories `<prefix><pid>-...` whose owning process died without removing them."""
     for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
-        owner = path.name.removeprefix(prefix).split("-")[0]
-        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+        if owner_is_gone(path.name, prefix):
             with contextlib.suppress(OSError):
                 shutil.rmtree(path)
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from deno import find_deno_bin
 
-from sandbox.confine import CLONE_NEWNET, Confinement, JobCgroup, detect
+from sandbox.confine import CLONE_NEWNET, Confinement, JobCgroup, detect, die_with_parent
 from sandbox.denodir import populate, remove_orphans
 from sandbox.limits import MIB, Limits
 
 HARNESS = Path(__file__).with_name("harness.js")
-PR_SET_PDEATHSIG = 1
+
 WORKDIR_PREFIX = "sandbox-job-"
 
 # Deno reserves ~544 MiB of data segment before any job code runs; each Worker's
@@ -90,8 +90,7 @@ def _child_setup(
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
-    # After setuid: changing credentials clears the parent-death signal.
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent()  # after setuid: changing credentials clears the parent-death signal
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 

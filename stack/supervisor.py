@@ -1,7 +1,6 @@
 """Child processes that live and die with us: one SIGTERM or Ctrl-C stops them all."""
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -10,13 +9,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sandbox.confine import die_with_parent
+
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
 
 
 def child_setup() -> None:
     """In the child before exec: a SIGTERM when the supervisor dies, even by SIGKILL."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
 
 
 @dataclass

@@ -44,8 +44,10 @@ class Notifier:
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
-        self._waiters.clear()  # after a fork the parent's waiters belong to nobody here
+        if self._pid != os.getpid():
+            self._waiters.clear()  # after a fork the parent's waiters belong to nobody here
         self._pid = os.getpid()
+
         self._thread = threading.Thread(target=self._listen_forever, name="notifier", daemon=True)
         self._thread.start()
 
