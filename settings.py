@@ -4,9 +4,11 @@ Each variable is listed in the README with its default. The sandbox takes its
 `Limits` as an argument and never reads the environment itself.
 """
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sandbox import Limits
 from sandbox.limits import MIB
@@ -29,6 +31,9 @@ class Settings:
     task_time_margin_seconds: int = 5
     prespawn: int = 1
     queue_name: str = "sandbox"
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)  # key -> tenant
+    quota_concurrent: int = 0  # 0: no limit
+    quota_per_minute: int = 0
     limits: Limits = Limits()
 
     @property
@@ -60,6 +65,10 @@ _LIMIT_INTS = {
     "JOB_MAX_LOG_BYTES": "max_log_bytes",
     "JOB_MAX_RESULT_BYTES": "max_result_bytes",
 }
+_COUNTS = {  # 0 allowed: no limit
+    "QUOTA_CONCURRENT": "quota_concurrent",
+    "QUOTA_PER_MINUTE": "quota_per_minute",
+}
 _STRINGS = {
     "REDIS_URL": "redis_url",
     "REDIS_SENTINEL_MASTER": "redis_sentinel_master",
@@ -78,9 +87,42 @@ def _int(env: Mapping[str, str], name: str) -> int:
     return value
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    return 0 if env[name].strip() == "0" else _int(env, name)
+
+
+MIN_KEY_LENGTH = 16
+
+
+def api_keys(env: Mapping[str, str]) -> dict[str, str]:
+    """Key -> tenant name, from `API_KEYS` (comma-separated) and the lines of `API_KEYS_FILE`.
+
+    An entry is `name:key` or a bare `key`, whose tenant is then named after its hash.
+    """
+    entries = env.get("API_KEYS", "").split(",")
+    if env.get("API_KEYS_FILE"):
+        try:
+            lines = Path(env["API_KEYS_FILE"]).read_text().splitlines()
+        except OSError as error:
+            raise ValueError(f"API_KEYS_FILE cannot be read: {error}") from None
+        entries += [line for line in lines if not line.lstrip().startswith("#")]
+    keys: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in entries)):
+        name, _, key = entry.partition(":") if ":" in entry else ("", "", entry)
+
+        name = name.strip() or "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+        if len(key) < MIN_KEY_LENGTH:
+            raise ValueError(f"API key of {name!r} is shorter than {MIN_KEY_LENGTH} characters")
+        if key in keys:
+            raise ValueError(f"API key of {name!r} is listed twice")
+        keys[key] = name
+    return keys
+
+
 def load(env: Mapping[str, str] = os.environ) -> Settings:
     """Settings from `env`; a malformed value stops start-up with a message naming it."""
     values: dict[str, object] = {f: env[n] for n, f in _STRINGS.items() if env.get(n)}
     values |= {f: _int(env, n) for n, f in _INTS.items() if env.get(n)}
+    values |= {f: _count(env, n) for n, f in _COUNTS.items() if env.get(n)}
     limits = {f: _int(env, n) for n, f in _LIMIT_INTS.items() if env.get(n)}
-    return Settings(**values, limits=Limits(**limits))  # type: ignore[arg-type]
+    return Settings(**values, api_keys=api_keys(env), limits=Limits(**limits))  # type: ignore[arg-type]

@@ -1,22 +1,56 @@
 """The HTTP API (Flask): validates requests, queues jobs, waits for or reports them."""
 
 import logging
+import time
 
-from flask import Flask
+from flask import Flask, Response, g, request
 
-from api import errors
+import event_log
+from api import docs, errors, metrics
+from api.auth import Keys, protect
 from api.routes import bp
 from tasks.app import job_store, settings
+from tasks.quotas import Quotas
 
 
 def create_app() -> Flask:
     """The app, configured from the environment (see `settings`)."""
     app = Flask(__name__)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    event_log.configure()
+    store = job_store()
     app.config["SETTINGS"] = settings
-    app.config["STORE"] = job_store()
+    app.config["STORE"] = store
+    app.config["QUOTAS"] = Quotas(
+        store.redis, settings.quota_concurrent, settings.quota_per_minute, store.pending_ttl * 1000
+    )
+    app.config["METRICS"] = metrics.registry(store, settings.queue_name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     errors.register(app)
-    app.register_blueprint(bp)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _log_requests(app)
+    protect(app, Keys(settings.api_keys))
+
+    for blueprint in (bp, metrics.bp, docs.bp):
+        app.register_blueprint(blueprint)
     return app
+
+
+def _log_requests(app: Flask) -> None:
+    @app.before_request
+    def started() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        event_log.event(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status_code,
+            duration_ms=round(elapsed_ms, 2),
+            job_id=g.get("job_id"),
+            tenant=g.get("tenant"),
+        )
+        return response

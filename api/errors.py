@@ -13,23 +13,25 @@ SYNC_PATHS = ("/", "/run")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: object) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: object
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
         self.body = {"error": message, **extra}
 
 
 class Unavailable(ApiError):
     def __init__(self, message: str) -> None:
-        super().__init__(503, message)
+        super().__init__(503, message, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> tuple[Response, int]:
         response = jsonify(error.body)
-        if error.status == 503:
-            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        response.headers.update(error.headers)
         return response, error.status
 
     @app.errorhandler(redis.RedisError)
@@ -41,7 +43,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[Response, int]:
         if error.code == 405 and request.path in SYNC_PATHS:
-            return Response("Only POST", status=405, mimetype="text/plain")
+            return Response(
+                "Only POST", status=405, mimetype="text/plain", headers={"Allow": "POST"}
+            )
+
         if error.code == 413:
             limit = app.config["MAX_CONTENT_LENGTH"]
             return jsonify(error=f"Request body is larger than {limit} bytes"), 413

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import math
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from api.errors import ApiError, Unavailable
 from api.schema import RunRequest, describe
 from sandbox import InvalidJob, Job
 from settings import Settings
+from tasks.quotas import Quotas, Refusal
 from tasks.run import submit
 from tasks.store import RUNNING, JobRecord, JobStore
 
@@ -42,19 +44,33 @@ def parse_job(body: bytes, settings: Settings) -> Job:
         raise ApiError(400, str(error)) from None
 
 
-def enqueue(store: JobStore, job: Job, settings: Settings) -> str:
-    """Queue `job` unless the queue is full; its id. Nothing is left half-created."""
+def enqueue(store: JobStore, quotas: Quotas, job: Job, settings: Settings, tenant: str) -> str:
+    """Queue `job` for `tenant` unless the queue is full or a quota refuses it; its id.
+    Nothing is left half-created."""
     if store.redis.llen(settings.queue_name) >= settings.max_queue_depth:
         raise Unavailable(f"Queue is full ({settings.max_queue_depth} jobs waiting); retry later")
     job_id = str(uuid.uuid4())
-    store.create(job_id, job.timeout_ms)
+    refusal = quotas.admit(tenant, job_id)
+    if refusal is not None:
+        raise over_quota(refusal, quotas)
     try:
+        store.create(job_id, job.timeout_ms, tenant)
         submit(job_id, job)
     except Exception:
         with contextlib.suppress(redis.RedisError):  # Redis may be what failed
             store.delete(job_id)
+            quotas.release(tenant, job_id)
         raise
     return job_id
+
+
+def over_quota(refusal: Refusal, quotas: Quotas) -> ApiError:
+    if refusal.limit == "concurrent":
+        message = f"Too many jobs in flight for this API key (limit {quotas.concurrent})"
+    else:
+        message = f"Too many jobs submitted in the last minute for this API key (limit {quotas.per_minute})"
+    retry_after = str(math.ceil(refusal.retry_after_ms / 1000))
+    return ApiError(429, message + "; retry later", {"Retry-After": retry_after})
 
 
 def wait_for_sync(store: JobStore, job_id: str, job: Job, settings: Settings) -> JobRecord | None:

@@ -2,12 +2,13 @@
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from api.errors import ApiError
 from api.jobs import enqueue, parse_job, parse_wait, valid_id, wait_for_sync
 from settings import Settings
-from tasks.store import JobStore
+from tasks.quotas import Quotas
+from tasks.store import JobRecord, JobStore
 
 bp = Blueprint("api", __name__)
 
@@ -20,13 +21,30 @@ def _store() -> JobStore:
     return current_app.config["STORE"]
 
 
+def _submit() -> str:
+    """Validate the body and queue the job for the caller; its id (also kept for the log)."""
+    settings = _settings()
+    job = parse_job(request.get_data(), settings)
+    quotas: Quotas = current_app.config["QUOTAS"]
+    g.job_id = enqueue(_store(), quotas, job, settings, g.tenant)
+    g.job = job
+    return g.job_id
+
+
+def _own_job(job_id: str) -> JobRecord:
+    """The caller's job; another tenant's job is as unknown as a job never submitted."""
+    g.job_id = job_id
+    record = _store().get(job_id) if valid_id(job_id) else None
+    if record is None or record.owner != g.tenant:
+        raise ApiError(404, f"No job {job_id} (never submitted, or its result expired)")
+    return record
+
+
 @bp.post("/")
 @bp.post("/run")
 def run_sync() -> tuple[Response, int]:
-    settings, store = _settings(), _store()
-    job = parse_job(request.get_data(), settings)
-    job_id = enqueue(store, job, settings)
-    record = wait_for_sync(store, job_id, job, settings)
+    job_id = _submit()
+    record = wait_for_sync(_store(), job_id, g.job, _settings())
     if record is None or not record.final or record.outcome is None:
         message = (
             "Job did not finish within its timeout plus the queue allowance; poll GET /jobs/<id>"
@@ -38,26 +56,26 @@ def run_sync() -> tuple[Response, int]:
 
 @bp.post("/jobs")
 def submit_async() -> tuple[Response, int, dict[str, str]]:
-    settings = _settings()
-    job_id = enqueue(_store(), parse_job(request.get_data(), settings), settings)
+    job_id = _submit()
     return jsonify(id=job_id, status="queued"), 202, {"Location": f"/jobs/{job_id}"}
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     wait = parse_wait(request.args.get("wait"))
-    record = _store().wait(job_id, wait) if valid_id(job_id) else None
-    if record is None:
-        raise ApiError(404, f"No job {job_id} (never submitted, or its result expired)")
+    record = _own_job(job_id)
+    if wait and not record.final:
+        record = _store().wait(job_id, wait) or record
     return jsonify(record.to_dict())
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> Response | tuple[Response, int]:
     store = _store()
-    previous = store.cancel(job_id) if valid_id(job_id) else None
-    record = store.get(job_id) if previous is not None else None
-    if record is None:
+    _own_job(job_id)
+    previous = store.cancel(job_id)
+    record = store.get(job_id)
+    if previous is None or record is None:
         raise ApiError(404, f"No job {job_id} (never submitted, or its result expired)")
     if previous not in ("queued", "running"):
         return jsonify(error=f"Job already {record.status}", id=job_id, status=record.status), 409

@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import IO
 
 import requests
 
@@ -22,6 +23,7 @@ class Service:
     supervisor: Supervisor = field(default_factory=Supervisor)
     redis: PrivateRedis | None = None
     worker_children: list[Child] = field(default_factory=list)
+    output: IO[bytes] | None = None  # where the children write; None: our stdout and stderr
 
     def __post_init__(self) -> None:
         self.settings: Settings = load(self.env)
@@ -37,7 +39,7 @@ class Service:
         self.env["REDIS_URL"] = redis_url
         for index in range(1, self.workers + 1):
             self.worker_children.append(self.start_worker(index))
-        self.supervisor.start("api", self._api_argv(), self.env)
+        self.supervisor.start("api", self._api_argv(), self.env, self.output)
         threading.Thread(target=self._keep_alive, name="keep-alive", daemon=True).start()
         return self
 
@@ -51,14 +53,14 @@ class Service:
         argv += ["--hostname", f"worker{index}@%h", "--queues", self.settings.queue_name]
         argv += ["--concurrency", str(self.settings.worker_concurrency), "--loglevel", "INFO"]
         argv += ["--without-gossip", "--without-mingle"]
-        return self.supervisor.start(f"worker{index}", argv, self.env)
+        return self.supervisor.start(f"worker{index}", argv, self.env, self.output)
 
     def _api_argv(self) -> list[str]:
         settings = self.settings
         argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
         argv += ["--workers", str(settings.api_processes), "--threads", str(settings.api_threads)]
         argv += ["--bind", f"{settings.api_host}:{settings.api_port}", "--graceful-timeout", "5"]
-        return [*argv, "--access-logfile", "-", "api.wsgi:app"]
+        return [*argv, "api.wsgi:app"]  # requests are logged as JSON events by the app
 
     def wait_ready(self, seconds: float = 60.0) -> None:
         """Until /healthz answers 200 (Redis up and every worker beating)."""

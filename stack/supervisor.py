@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import IO
 
 from sandbox.confine import die_with_parent
 
@@ -24,12 +25,18 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
+    output: IO[bytes] | None = None  # None: ours
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            self.argv, env=self.env, start_new_session=True, preexec_fn=child_setup
+            self.argv,
+            env=self.env,
+            stdout=self.output,
+            stderr=self.output,
+            start_new_session=True,
+            preexec_fn=child_setup,
         )
 
     def signal_group(self, signum: int) -> None:
@@ -44,8 +51,11 @@ class Supervisor:
     stopped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        child = Child(name, argv, env)
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], output: IO[bytes] | None = None
+    ) -> Child:
+        child = Child(name, argv, env, output)
+
         child.start()
         self.children.append(child)
         log.info("started %s (pid %s)", name, child.process.pid if child.process else "?")

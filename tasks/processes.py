@@ -4,13 +4,19 @@ Created in each pool process after the fork (a thread does not survive fork),
 and closed with it; none of their Deno processes outlives the pool process.
 """
 
+import contextlib
 import os
+import threading
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from sandbox.pool import Prespawned
 from sandbox.warm import WarmRunner
-from tasks.app import settings
+from tasks import stats
+from tasks.app import redis_client, settings
+
+REPORT_SECONDS = 1.0
+_stopping = threading.Event()
 
 _pools: dict[str, object] = {}
 _owner = 0
@@ -38,13 +44,25 @@ def warm() -> WarmRunner:
     return pools["warm"]  # type: ignore[return-value]
 
 
+def _report_idle() -> None:
+    """For /metrics: how many pre-spawned processes wait for a job here."""
+    while not _stopping.wait(REPORT_SECONDS):
+        with contextlib.suppress(Exception):  # Redis away: the figure lapses, and returns
+            stats.report_idle(redis_client(), prespawned().idle)
+
+
 @worker_process_init.connect
 def _start(**_: object) -> None:
     prespawned()
+    threading.Thread(target=_report_idle, name="idle-report", daemon=True).start()
 
 
 @worker_process_shutdown.connect
 def _stop(**_: object) -> None:
+    _stopping.set()
+    with contextlib.suppress(Exception):
+        redis_client().delete(stats.idle_key())
+
     for pool in _mine().values():
         pool.close()  # type: ignore[attr-defined]
     _pools.clear()

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import redis
 
+import event_log
 import sandbox
 from sandbox import Job, Outcome
 from sandbox.outcome import Failure
@@ -21,6 +22,7 @@ from tasks.processes import prespawned, warm
 from tasks.store import CANCELLED_STATUS, PREFIX, WORKER_LOST
 
 _cancels = Notifier(redis_client(), PREFIX + "cancel:*")
+event_log.configure()
 REDIS_RETRY_SECONDS = 120
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -36,10 +38,13 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
         lost = Failure(WORKER_LOST, "The job's worker died twice while running it")
         store.finish(job_id, Outcome(error=lost))
     if verdict != "run":
+        event_log.event("job", job_id=job_id, worker=identity, skipped=verdict)
         return
     job_spec = Job(**job)
+    started, pids = time.perf_counter(), []
 
     def record_pid(pid: int) -> None:
+        pids.append(pid)
         with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
             store.set_pid(job_id, pid)  # for operators only: not worth failing a job over
 
@@ -49,9 +54,19 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
         else:
             outcome = sandbox.run(job_spec, settings.limits, cancel, prespawned(), record_pid)
 
-    _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
+    recorded = _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
     if job_spec.isolation != "none":
         prespawned().refill()
+    event_log.event(
+        "job",
+        job_id=job_id,
+        worker=identity,
+        deno_pid=pids[-1] if pids else None,
+        isolation=job_spec.isolation,
+        code="OK" if outcome.error is None else outcome.error.code,
+        recorded=recorded,  # False: it had already ended (e.g. was cancelled)
+        run_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
 
 
 def _through_redis_outage(change: Callable[[], T], job_id: str) -> T:

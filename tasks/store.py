@@ -28,6 +28,10 @@ FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED_STATUS})
 WORKER_LOST = "WORKER_LOST"
 MAX_DELIVERIES = 2
 RUNNING_DEADLINES = PREFIX + "running"  # sorted set: job id -> when it must have finished
+ACTIVE_PREFIX = PREFIX + "active:"  # + tenant: sorted sets of jobs in flight, for quotas
+METRICS_KEY = PREFIX + "metrics"  # hash: counters and histogram buckets of ended jobs
+BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
+ANONYMOUS = "anonymous"  # the one tenant of a service without API keys
 
 
 _START = """
@@ -41,6 +45,7 @@ local timeout = tonumber(redis.call('HGET', KEYS[1], 'timeout_ms') or '0')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + timeout + tonumber(ARGV[4]), ARGV[5])
 return 'run'
 """
+# ARGV: status, now, outcome, ttl, job id, final code, active prefix, bucket bounds (ms)...
 _FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
@@ -48,6 +53,21 @@ if status ~= 'queued' and status ~= 'running' then return status end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'outcome', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZREM', KEYS[4], ARGV[5])
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner then redis.call('ZREM', ARGV[7] .. owner, ARGV[5]) end
+local function observe(name, ms)
+  for i = 8, #ARGV do
+    if ms <= tonumber(ARGV[i]) then redis.call('HINCRBY', KEYS[5], name .. '|' .. ARGV[i], 1) end
+  end
+  redis.call('HINCRBY', KEYS[5], name .. '|count', 1)
+  redis.call('HINCRBY', KEYS[5], name .. '|sum', ms)
+end
+redis.call('HINCRBY', KEYS[5], 'jobs|' .. ARGV[6], 1)
+local now = tonumber(ARGV[2])
+local created = redis.call('HGET', KEYS[1], 'created_at')
+if created then observe('total', math.max(now - tonumber(created), 0)) end
+local started = redis.call('HGET', KEYS[1], 'started_at')
+if started then observe('execution', math.max(now - tonumber(started), 0)) end
 redis.call('PUBLISH', KEYS[2], ARGV[1])
 if ARGV[1] == 'cancelled' then redis.call('PUBLISH', KEYS[3], 'cancel') end
 return status
@@ -74,6 +94,7 @@ class JobRecord:
     started_at: str | None
     finished_at: str | None
     outcome: Outcome | None
+    owner: str = ANONYMOUS
 
     @property
     def final(self) -> bool:
@@ -121,9 +142,10 @@ class JobStore:
     def done_channel(job_id: str) -> str:
         return f"{PREFIX}done:{job_id}"
 
-    def create(self, job_id: str, timeout_ms: int) -> None:
+    def create(self, job_id: str, timeout_ms: int, owner: str = ANONYMOUS) -> None:
         key = self.key(job_id)
         fields = {"status": QUEUED, "timeout_ms": timeout_ms, "created_at": now_ms(), "attempts": 0}
+        fields["owner"] = owner
         with self.redis.pipeline() as pipe:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.pending_ttl)
@@ -176,9 +198,11 @@ class JobStore:
 
     def _transition(self, job_id: str, status: str, outcome: Outcome) -> str | None:
         keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
-        keys.append(RUNNING_DEADLINES)
+        keys += [RUNNING_DEADLINES, METRICS_KEY]
         payload = json.dumps(outcome.to_dict(), ensure_ascii=False)
-        args = [status, now_ms(), payload, self.result_ttl, job_id]
+        code = "OK" if outcome.error is None else outcome.error.code
+        args = [status, now_ms(), payload, self.result_ttl, job_id, code, ACTIVE_PREFIX]
+        args += BUCKETS_MS
         previous = self._finish(keys=keys, args=args)
         return previous.decode() if isinstance(previous, bytes) else previous
 
@@ -195,6 +219,7 @@ class JobStore:
             started_at=fields.get("started_at"),
             finished_at=fields.get("finished_at"),
             outcome=Outcome.from_dict(json.loads(raw)) if raw else None,
+            owner=fields.get("owner", ANONYMOUS),
         )
 
     def wait(self, job_id: str, seconds: float, until: frozenset[str] = FINAL) -> JobRecord | None:

@@ -4,7 +4,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 import redis
 import requests
@@ -18,14 +18,19 @@ SPIN = "export function run() { while (true) {} }"
 
 @contextmanager
 def running_stack(
-    workers: int = 1, appendonly: bool = False, redis: PrivateRedis | None = None, **settings: str
+    workers: int = 1,
+    appendonly: bool = False,
+    redis: PrivateRedis | None = None,
+    output: IO[bytes] | None = None,
+    **settings: str,
 ) -> Iterator["Client"]:
-    """A whole stack on a private Redis (or on `redis`, which the caller then owns)."""
+    """A whole stack on a private Redis (or on `redis`, which the caller then owns);
+    its processes write to `output` if given."""
     owned = redis is None
     redis = redis or PrivateRedis(appendonly=appendonly).start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
     env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1", "API_THREADS": "32"} | settings
-    service = Service(env=env, workers=workers)
+    service = Service(env=env, workers=workers, output=output)
     try:
         service.start()
         service.wait_ready()
@@ -37,11 +42,19 @@ def running_stack(
 
 
 class Client:
-    def __init__(self, url: str, service: Service, redis: PrivateRedis) -> None:
+    def __init__(
+        self, url: str, service: Service, redis: PrivateRedis, key: str | None = None
+    ) -> None:
         self.url = url
         self.service = service
         self.redis = redis
         self.http = requests.Session()
+        if key is not None:
+            self.http.headers["Authorization"] = f"Bearer {key}"
+
+    def with_key(self, key: str) -> "Client":
+        """The same stack, called with an API key."""
+        return Client(self.url, self.service, self.redis, key)
 
     def post(self, path: str = "/", **body: Any) -> requests.Response:
         return self.http.post(self.url + path, json=body, timeout=90)

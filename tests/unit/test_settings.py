@@ -1,0 +1,62 @@
+"""Settings read from the environment: API keys and quotas."""
+
+import pytest
+
+from settings import load
+
+KEY = "k" * 16
+
+
+def test_no_keys_means_an_open_service():
+    assert load({}).api_keys == {}
+
+
+def test_api_keys_are_named_entries_separated_by_commas():
+    keys = load({"API_KEYS": f"alice:{KEY}a, bob:{KEY}b"}).api_keys
+    assert keys == {f"{KEY}a": "alice", f"{KEY}b": "bob"}
+
+
+def test_bare_key_is_named_after_its_hash():
+    (name,) = load({"API_KEYS": KEY}).api_keys.values()
+    assert name.startswith("key-") and KEY not in name
+
+
+def test_key_may_contain_colons_after_its_name():
+    assert load({"API_KEYS": f"alice:{KEY}:x"}).api_keys == {f"{KEY}:x": "alice"}
+
+
+def test_keys_file_adds_one_entry_per_line_and_skips_comments(tmp_path):
+    path = tmp_path / "keys"
+    path.write_text(f"# tenants\ncarol:{KEY}c\n\ndave:{KEY}d\n")
+    keys = load({"API_KEYS": f"alice:{KEY}a", "API_KEYS_FILE": str(path)}).api_keys
+    assert sorted(keys.values()) == ["alice", "carol", "dave"]
+
+
+def test_unreadable_keys_file_stops_start_up_naming_it(tmp_path):
+    with pytest.raises(ValueError, match="API_KEYS_FILE"):
+        load({"API_KEYS_FILE": str(tmp_path / "missing")})
+
+
+def test_short_key_stops_start_up():
+    with pytest.raises(ValueError, match="shorter than 16"):
+        load({"API_KEYS": "alice:short"})
+
+
+def test_key_listed_twice_stops_start_up():
+    with pytest.raises(ValueError, match="twice"):
+        load({"API_KEYS": f"alice:{KEY},bob:{KEY}"})
+
+
+def test_keys_are_not_shown_in_the_settings_repr():
+    assert KEY not in repr(load({"API_KEYS": f"alice:{KEY}"}))
+
+
+def test_quotas_default_to_no_limit():
+    settings = load({})
+    assert (settings.quota_concurrent, settings.quota_per_minute) == (0, 0)
+
+
+def test_quota_of_zero_means_no_limit_and_negative_is_refused():
+    assert load({"QUOTA_CONCURRENT": "0"}).quota_concurrent == 0
+    with pytest.raises(ValueError, match="QUOTA_PER_MINUTE"):
+        load({"QUOTA_PER_MINUTE": "-1"})
