@@ -92,12 +92,14 @@ def _count(env: Mapping[str, str], name: str) -> int:
 
 
 MIN_KEY_LENGTH = 16
+ANONYMOUS = "anonymous"  # the one tenant of a service without keys
 
 
 def api_keys(env: Mapping[str, str]) -> dict[str, str]:
     """Key -> tenant name, from `API_KEYS` (comma-separated) and the lines of `API_KEYS_FILE`.
 
-    An entry is `name:key` or a bare `key`, whose tenant is then named after its hash.
+    An entry is `name:key`, or a bare `key` (without `:`) whose tenant is then named
+    after its hash.
     """
     entries = env.get("API_KEYS", "").split(",")
     if env.get("API_KEYS_FILE"):
@@ -108,15 +110,25 @@ def api_keys(env: Mapping[str, str]) -> dict[str, str]:
         entries += [line for line in lines if not line.lstrip().startswith("#")]
     keys: dict[str, str] = {}
     for entry in filter(None, (e.strip() for e in entries)):
-        name, _, key = entry.partition(":") if ":" in entry else ("", "", entry)
-
-        name = name.strip() or "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
-        if len(key) < MIN_KEY_LENGTH:
-            raise ValueError(f"API key of {name!r} is shorter than {MIN_KEY_LENGTH} characters")
+        key, name = _entry(entry)
         if key in keys:
             raise ValueError(f"API key of {name!r} is listed twice")
+        if name in keys.values():  # jobs and quotas belong to the name: one key per name
+            raise ValueError(f"API key name {name!r} is used twice")
         keys[key] = name
     return keys
+
+
+def _entry(entry: str) -> tuple[str, str]:
+    """(key, tenant) of one `name:key` or bare `key` entry."""
+    name, _, key = (part.strip() for part in entry.partition(":"))
+    if not key:
+        name, key = "key-" + hashlib.sha256(name.encode()).hexdigest()[:8], name
+    elif name == ANONYMOUS or name.startswith("key-"):
+        raise ValueError(f"API key name {name!r} is reserved")
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(f"API key of {name!r} is shorter than {MIN_KEY_LENGTH} characters")
+    return key, name
 
 
 def load(env: Mapping[str, str] = os.environ) -> Settings:

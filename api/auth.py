@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from flask import Flask, g, request
 
 from api.errors import ApiError
-from tasks.store import ANONYMOUS
+from settings import ANONYMOUS
 
-OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/metrics", "/docs"})  # and the page's assets, /docs/*
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +45,7 @@ def protect(app: Flask, keys: Keys) -> None:
 
     @app.before_request
     def authenticate() -> None:
-        if keys.open or request.path in OPEN_PATHS:
+        if keys.open or request.path in OPEN_PATHS or request.path.startswith("/docs/"):
             g.tenant = ANONYMOUS
             return
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")

@@ -58,9 +58,11 @@ def enqueue(store: JobStore, quotas: Quotas, job: Job, settings: Settings, tenan
         submit(job_id, job)
     except Exception:
         with contextlib.suppress(redis.RedisError):  # Redis may be what failed
-            store.delete(job_id)
             quotas.release(tenant, job_id)
+        with contextlib.suppress(redis.RedisError):
+            store.delete(job_id)
         raise
+
     return job_id
 
 

@@ -17,6 +17,8 @@ from tasks.app import redis_client, settings
 
 REPORT_SECONDS = 1.0
 _stopping = threading.Event()
+_reporter: list[threading.Thread] = []
+
 
 _pools: dict[str, object] = {}
 _owner = 0
@@ -47,22 +49,25 @@ def warm() -> WarmRunner:
 def _report_idle() -> None:
     """For /metrics: how many pre-spawned processes wait for a job here."""
     while not _stopping.wait(REPORT_SECONDS):
+        pool = _mine().get("prespawned")  # never creates one: it may be shutting down
         with contextlib.suppress(Exception):  # Redis away: the figure lapses, and returns
-            stats.report_idle(redis_client(), prespawned().idle)
+            stats.report_idle(redis_client(), pool.idle if isinstance(pool, Prespawned) else 0)
 
 
 @worker_process_init.connect
 def _start(**_: object) -> None:
     prespawned()
-    threading.Thread(target=_report_idle, name="idle-report", daemon=True).start()
+    _reporter.append(threading.Thread(target=_report_idle, name="idle-report", daemon=True))
+    _reporter[-1].start()
 
 
 @worker_process_shutdown.connect
 def _stop(**_: object) -> None:
     _stopping.set()
+    for thread in _reporter:
+        thread.join(timeout=5)  # so it cannot write the figure again after the delete
     with contextlib.suppress(Exception):
         redis_client().delete(stats.idle_key())
-
     for pool in _mine().values():
         pool.close()  # type: ignore[attr-defined]
     _pools.clear()

@@ -16,13 +16,16 @@ local now, lapse = tonumber(ARGV[1]), tonumber(ARGV[3])
 local concurrent, per_minute = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[6]))
-if concurrent > 0 and redis.call('ZCARD', KEYS[1]) >= concurrent then
-  return {'concurrent', 1000}
-end
+local refused, wait = false, 0
 if per_minute > 0 and redis.call('ZCARD', KEYS[2]) >= per_minute then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {'per_minute', tonumber(oldest[2]) + tonumber(ARGV[6]) - now}
+  refused, wait = 'per_minute', tonumber(oldest[2]) + tonumber(ARGV[6]) - now
 end
+if concurrent > 0 and redis.call('ZCARD', KEYS[1]) >= concurrent then
+  refused, wait = refused or 'concurrent', math.max(wait, 1000)
+end
+if refused then return {refused, wait} end
+
 redis.call('ZADD', KEYS[1], now + lapse, ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], lapse)

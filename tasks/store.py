@@ -14,6 +14,7 @@ import redis
 
 from sandbox import Outcome
 from sandbox.outcome import CANCELLED, Failure
+from settings import ANONYMOUS
 from tasks.notify import Notifier
 
 PREFIX = "exec:"
@@ -31,7 +32,6 @@ RUNNING_DEADLINES = PREFIX + "running"  # sorted set: job id -> when it must hav
 ACTIVE_PREFIX = PREFIX + "active:"  # + tenant: sorted sets of jobs in flight, for quotas
 METRICS_KEY = PREFIX + "metrics"  # hash: counters and histogram buckets of ended jobs
 BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
-ANONYMOUS = "anonymous"  # the one tenant of a service without API keys
 
 
 _START = """

@@ -37,7 +37,6 @@ def as_(stack, name):
         ("GET", "/jobs/x"),
         ("DELETE", "/jobs/x"),
         ("GET", "/openapi.json"),
-        ("GET", "/docs"),
     ],
 )
 def test_request_without_a_key_is_refused_with_401(stack, method, path):
@@ -64,6 +63,12 @@ def test_prefix_of_a_key_is_refused(stack):
 def test_healthz_and_metrics_need_no_key(stack):
     assert requests.get(stack.url + "/healthz", timeout=10).status_code == 200
     assert requests.get(stack.url + "/metrics", timeout=10).status_code == 200
+
+
+def test_docs_page_needs_no_key_but_the_description_it_shows_does(stack):
+    assert requests.get(stack.url + "/docs", timeout=10).status_code == 200
+    assert requests.get(stack.url + "/docs/init.js", timeout=10).status_code == 200
+    assert requests.get(stack.url + "/openapi.json", timeout=10).status_code == 401
 
 
 def test_job_is_read_and_run_with_its_key(stack):

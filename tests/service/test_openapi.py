@@ -56,6 +56,11 @@ def test_docs_page_loads_only_assets_served_by_the_service(keyed):
         assert response.status_code == 200 and len(response.content) > 0, asset
 
 
+def test_docs_page_script_reads_the_description_from_the_service(keyed):
+    script = keyed.http.get(keyed.url + "/docs/init.js").text
+    assert 'fetch("/openapi.json"' in script and "http" not in script
+
+
 def test_unknown_docs_asset_is_404(keyed):
     assert keyed.http.get(keyed.url + "/docs/../settings.py").status_code == 404
     assert keyed.http.get(keyed.url + "/docs/index.j2").status_code == 404

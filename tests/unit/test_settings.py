@@ -60,3 +60,19 @@ def test_quota_of_zero_means_no_limit_and_negative_is_refused():
     assert load({"QUOTA_CONCURRENT": "0"}).quota_concurrent == 0
     with pytest.raises(ValueError, match="QUOTA_PER_MINUTE"):
         load({"QUOTA_PER_MINUTE": "-1"})
+
+
+def test_spaces_around_names_and_keys_are_ignored():
+    assert load({"API_KEYS": f" alice : {KEY} "}).api_keys == {KEY: "alice"}
+
+
+def test_name_used_for_two_keys_stops_start_up():
+    """Jobs and quotas belong to the name, so two keys of one name would share them."""
+    with pytest.raises(ValueError, match="used twice"):
+        load({"API_KEYS": f"alice:{KEY}a,alice:{KEY}b"})
+
+
+@pytest.mark.parametrize("name", ["anonymous", "key-1234abcd"])
+def test_names_of_the_open_tenant_and_of_bare_keys_are_reserved(name):
+    with pytest.raises(ValueError, match="reserved"):
+        load({"API_KEYS": f"{name}:{KEY}"})
