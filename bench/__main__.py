@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bench.measure import descendants, median, percentile, rss_kib, timed_ms
+from bench.measure import descendants, median, percentile, rss_kib, service_log, timed_ms
 from sandbox import Job, process, run
 from sandbox.confine import Confinement
 from sandbox.process import deno_binary
@@ -139,7 +139,7 @@ def sequential_with(env: dict[str, str], body: dict, count: int, **settings: str
     """The sequential measure again, on a stack of its own with other settings."""
     redis = PrivateRedis().start()
     env = dict(env, REDIS_URL=redis.url, API_PORT=str(free_port()), **settings)
-    service = Service(env=env, workers=1)
+    service = Service(env=env, workers=1, output=service_log())
     try:
         service.start()
         service.wait_ready()
@@ -180,7 +180,7 @@ def main() -> None:
     walled, unwalled = sandbox_job_ms()
     redis = PrivateRedis().start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
-    service = Service(env=env, workers=1)
+    service = Service(env=env, workers=1, output=service_log())
     try:
         service.start()
         service.wait_ready()

@@ -15,7 +15,7 @@ from datetime import datetime
 import redis
 import requests
 
-from bench.measure import median, percentile
+from bench.measure import median, percentile, service_log
 from stack.redis_server import PrivateRedis, free_port
 from stack.service import Service
 
@@ -32,7 +32,7 @@ BURST = 5_000
 def stack(workers: int, **settings: str) -> tuple[Service, PrivateRedis]:
     private = PrivateRedis(appendonly=True).start()
     env = dict(os.environ, REDIS_URL=private.url, API_PORT=str(free_port()), **settings)
-    service = Service(env=env, workers=workers).start()
+    service = Service(env=env, workers=workers, output=service_log()).start()
     service.wait_ready()
     return service, private
 

@@ -1,9 +1,12 @@
 """Small timing helpers shared by the benchmarks."""
 
+import functools
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from typing import IO
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -50,3 +53,13 @@ def descendants(pid: int) -> list[int]:
         found.append(current)
         todo.extend(children.get(current, []))
     return found
+
+
+SERVICE_LOG = os.path.join(tempfile.gettempdir(), "sandbox-bench-service.log")
+
+
+@functools.cache
+def service_log() -> IO[bytes]:
+    """Where the stacks under test write (one JSON line per request would bury the table)."""
+    print(f"service output: {SERVICE_LOG}")
+    return open(SERVICE_LOG, "wb")  # noqa: SIM115  # open for the whole run

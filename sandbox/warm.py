@@ -44,7 +44,10 @@ class WarmRunner:
         on_process: Callable[[int], None] | None = None,
     ) -> Outcome:
         with self._lock:
-            process = self._spawner.call(self._ensure_process)
+            process = self._process
+            if process is None or not process.alive():  # else no trip to the spawner thread
+                process = self._spawner.call(self._ensure_process)
+
             if on_process is not None:
                 on_process(process.pid)
             outcome, reusable = watch(job, self.limits, process, cancel)

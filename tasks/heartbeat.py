@@ -14,10 +14,11 @@ import threading
 
 from celery.signals import worker_ready, worker_shutdown
 
+import event_log
 from sandbox.process import confinement
 from tasks.app import job_store, redis_client
 from tasks.recovery import requeue_orphans
-from tasks.store import PREFIX
+from tasks.store import PREFIX, WORKER_LOST
 
 INTERVAL_SECONDS = 5
 TTL_SECONDS = 15
@@ -52,12 +53,11 @@ def _beat(identity: str) -> None:
         # Redis away: the key expires and healthz reports it; keep trying.
         with contextlib.suppress(Exception):
             redis_client().set(key(identity), described, ex=TTL_SECONDS)
-            requeued = requeue_orphans(set(live_workers()))
-            if requeued:
-                log.warning("requeued jobs of workers that stopped beating: %s", requeued)
-            overdue = job_store().fail_overdue()
-            if overdue:
-                log.warning("failed jobs long past their time limit: %s", overdue)
+            for job_id in requeue_orphans(set(live_workers())):
+                event_log.event("job", job_id=job_id, requeued_by=identity)  # its worker died
+            for job_id in job_store().fail_overdue():
+                event_log.event("job", job_id=job_id, code=WORKER_LOST, failed_by=identity)
+
         _stop.wait(INTERVAL_SECONDS)
 
 

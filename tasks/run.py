@@ -123,4 +123,11 @@ def submit(job_id: str, job: Job) -> None:
     """Queue a job whose record exists; the hard time limit backs up the sandbox's own."""
     fields = dataclasses.asdict(job)
     hard_limit = job.timeout_ms / 1000 + settings.task_time_margin_seconds
-    run_job.apply_async(args=(job_id, fields), task_id=job_id, time_limit=hard_limit, retry=False)
+    run_job.apply_async(
+        args=(job_id, fields),
+        task_id=job_id,
+        time_limit=hard_limit,
+        retry=False,
+        argsrepr="",  # not a copy of the user's script in the message headers, nor its cost
+        kwargsrepr="",
+    )
