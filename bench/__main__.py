@@ -168,7 +168,7 @@ def _comm(pid: int) -> str:
 
 
 def row(name: str, figure: str, target: str = "", met: bool | None = None) -> None:
-    verdict = "" if met is None else ("met" if met else "NOT met")
+    verdict = {None: "", True: "met", False: "NOT met"}[met]
     print(f"| {name:<46} | {figure:>28} | {target:<18} | {verdict:<7} |")
 
 
@@ -201,7 +201,7 @@ def main() -> None:
     p50, none_p50 = median(sync), median(none)
     growth = (rss_after - rss_before) / rss_before
     print()
-    row("measure", "figure", "target", "")
+    row("measure", "figure", "target")
     print("|" + "-" * 48 + "|" + "-" * 30 + "|" + "-" * 20 + "|" + "-" * 9 + "|")
     row("F: cold `deno run` of an empty script, median", f"{f:.1f} ms")
     row(
