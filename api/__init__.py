@@ -9,8 +9,8 @@ import event_log
 from api import docs, errors, metrics
 from api.auth import Keys, protect
 from api.routes import bp
+from tasks.admission import Admission
 from tasks.app import job_store, settings
-from tasks.quotas import Quotas
 
 
 def create_app() -> Flask:
@@ -21,8 +21,12 @@ def create_app() -> Flask:
     store = job_store()
     app.config["SETTINGS"] = settings
     app.config["STORE"] = store
-    app.config["QUOTAS"] = Quotas(
-        store.redis, settings.quota_concurrent, settings.quota_per_minute, store.pending_ttl * 1000
+    app.config["ADMISSION"] = Admission(
+        store,
+        settings.queue_name,
+        settings.max_queue_depth,
+        settings.quota_concurrent,
+        settings.quota_per_minute,
     )
     app.config["METRICS"] = metrics.registry(store, settings.queue_name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -13,7 +13,7 @@ from api.errors import ApiError, Unavailable
 from api.schema import RunRequest, describe
 from sandbox import InvalidJob, Job
 from settings import Settings
-from tasks.quotas import Quotas, Refusal
+from tasks.admission import Admission, Refusal
 from tasks.run import submit
 from tasks.store import RUNNING, JobRecord, JobStore
 
@@ -44,33 +44,29 @@ def parse_job(body: bytes, settings: Settings) -> Job:
         raise ApiError(400, str(error)) from None
 
 
-def enqueue(store: JobStore, quotas: Quotas, job: Job, settings: Settings, tenant: str) -> str:
+def enqueue(admission: Admission, job: Job, tenant: str) -> str:
     """Queue `job` for `tenant` unless the queue is full or a quota refuses it; its id.
     Nothing is left half-created."""
-    if store.redis.llen(settings.queue_name) >= settings.max_queue_depth:
-        raise Unavailable(f"Queue is full ({settings.max_queue_depth} jobs waiting); retry later")
     job_id = str(uuid.uuid4())
-    refusal = quotas.admit(tenant, job_id)
+    refusal = admission.admit(job_id, job.timeout_ms, tenant)
     if refusal is not None:
-        raise over_quota(refusal, quotas)
+        raise refused(refusal, admission)
     try:
-        store.create(job_id, job.timeout_ms, tenant)
         submit(job_id, job)
     except Exception:
         with contextlib.suppress(redis.RedisError):  # Redis may be what failed
-            quotas.release(tenant, job_id)
-        with contextlib.suppress(redis.RedisError):
-            store.delete(job_id)
+            admission.withdraw(job_id, tenant)
         raise
-
     return job_id
 
 
-def over_quota(refusal: Refusal, quotas: Quotas) -> ApiError:
+def refused(refusal: Refusal, admission: Admission) -> ApiError:
+    if refusal.limit == "queue":
+        return Unavailable(f"Queue is full ({admission.max_depth} jobs waiting); retry later")
     if refusal.limit == "concurrent":
-        message = f"Too many jobs in flight for this API key (limit {quotas.concurrent})"
+        message = f"Too many jobs in flight for this API key (limit {admission.concurrent})"
     else:
-        message = f"Too many jobs submitted in the last minute for this API key (limit {quotas.per_minute})"
+        message = f"Too many jobs submitted in the last minute for this API key (limit {admission.per_minute})"
     retry_after = str(math.ceil(refusal.retry_after_ms / 1000))
     return ApiError(429, message + "; retry later", {"Retry-After": retry_after})
 

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from api.errors import ApiError
 from api.jobs import enqueue, parse_job, parse_wait, valid_id, wait_for_sync
 from settings import Settings
-from tasks.quotas import Quotas
+from tasks.admission import Admission
 from tasks.store import JobRecord, JobStore
 
 bp = Blueprint("api", __name__)
@@ -23,10 +23,9 @@ def _store() -> JobStore:
 
 def _submit() -> str:
     """Validate the body and queue the job for the caller; its id (also kept for the log)."""
-    settings = _settings()
-    job = parse_job(request.get_data(), settings)
-    quotas: Quotas = current_app.config["QUOTAS"]
-    g.job_id = enqueue(_store(), quotas, job, settings, g.tenant)
+    job = parse_job(request.get_data(), _settings())
+    admission: Admission = current_app.config["ADMISSION"]
+    g.job_id = enqueue(admission, job, g.tenant)
     g.job = job
     return g.job_id
 

@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.measure import descendants, median, percentile, rss_kib, service_log, timed_ms
-from sandbox import Job, process, run
+from sandbox import Job, Limits, process, run
 from sandbox.confine import Confinement
+from sandbox.pool import Prespawned
 from sandbox.process import deno_binary
+from sandbox.runner import watch
 from stack.redis_server import PrivateRedis, free_port
 from stack.service import Service
 
@@ -121,6 +123,22 @@ class Bench:
         return samples
 
 
+def prespawned_job_ms(count: int = 60) -> float:
+    """From handing a trivial job to an idle pre-started process to its outcome (p50)."""
+    job = Job.create(TRIVIAL["script"], "run", TRIVIAL["payload"])
+    pool, samples = Prespawned(Limits(), 1), []
+    try:
+        for _ in range(count):
+            time.sleep(0.15)  # its replacement is started and idle again
+            process = pool.take()
+            samples.append(timed_ms(lambda process=process: watch(job, Limits(), process)))
+            pool.release(process)
+            pool.refill()
+    finally:
+        pool.close()
+    return median(samples)
+
+
 def sandbox_job_ms(count: int = 40) -> tuple[float, float]:
     """A trivial job through `sandbox.run` with a fresh process each time (no pool): with
     every OS wall this host allows, and with none of them (Deno's permissions only)."""
@@ -178,6 +196,7 @@ def main() -> None:
     f = median(f_samples)
     b = cold_deno_per_second()
     walled, unwalled = sandbox_job_ms()
+    handed = prespawned_job_ms()
     redis = PrivateRedis().start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
     service = Service(env=env, workers=1, output=service_log())
@@ -232,6 +251,7 @@ def main() -> None:
         f"{rss_before / 1024:.0f} / {rss_after / 1024:.0f} MiB",
     )
     row("  growth", f"{growth * 100:+.1f} %", "< 10 %", growth < 0.10)
+    row("job in an idle pre-started process: p50", f"{handed:.1f} ms")
     row("sandbox.run, fresh process: all OS walls / none", f"{walled:.1f} / {unwalled:.1f} ms")
     row("  cost of cgroups + netns + user switch per job", f"{walled - unwalled:+.1f} ms")
 

@@ -142,12 +142,21 @@ class JobStore:
     def done_channel(job_id: str) -> str:
         return f"{PREFIX}done:{job_id}"
 
+    @staticmethod
+    def new_record(timeout_ms: int, owner: str, created_ms: int) -> dict[str, str | int]:
+        """The fields of a job's record when it is queued (see also tasks.admission)."""
+        return {
+            "status": QUEUED,
+            "timeout_ms": timeout_ms,
+            "created_at": created_ms,
+            "attempts": 0,
+            "owner": owner,
+        }
+
     def create(self, job_id: str, timeout_ms: int, owner: str = ANONYMOUS) -> None:
         key = self.key(job_id)
-        fields = {"status": QUEUED, "timeout_ms": timeout_ms, "created_at": now_ms(), "attempts": 0}
-        fields["owner"] = owner
         with self.redis.pipeline() as pipe:
-            pipe.hset(key, mapping=fields)
+            pipe.hset(key, mapping=self.new_record(timeout_ms, owner, now_ms()))
             pipe.expire(key, self.pending_ttl)
             pipe.execute()
 
