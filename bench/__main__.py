@@ -220,7 +220,8 @@ def main() -> None:
     p50, none_p50 = median(sync), median(none)
     growth = (rss_after - rss_before) / rss_before
     print()
-    row("measure", "figure", "target")
+    print(f"| {'measure':<46} | {'figure':>28} | {'target':<18} | {'met?':<7} |")
+
     print("|" + "-" * 48 + "|" + "-" * 30 + "|" + "-" * 20 + "|" + "-" * 9 + "|")
     row("F: cold `deno run` of an empty script, median", f"{f:.1f} ms")
     row(
