@@ -83,3 +83,11 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(keyed, tmp
 
 def test_healthz_stays_open_under_keys(keyed):
     assert requests.get(keyed.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_open_service_describes_itself_without_keys(api):
+    response = requests.get(api.url + "/openapi.json", timeout=10)
+    assert response.status_code == 200
+    document = response.json()
+    assert "security" not in document and "securitySchemes" not in document["components"]
+    assert "401" not in document["paths"]["/"]["post"]["responses"]
