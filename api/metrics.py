@@ -48,7 +48,7 @@ class ServiceCollector(Collector):
         yield _gauge(
             "sandbox_prespawned_idle",
             "Pre-spawned Deno processes waiting for a job",
-            stats.idle_total(client),
+            stats.idle_total(),
         )
 
 

@@ -6,8 +6,8 @@ under the same name is not mistaken for the one that died.
 """
 
 import contextlib
+import functools
 import json
-import logging
 import os
 import socket
 import threading
@@ -17,6 +17,7 @@ from celery.signals import worker_ready, worker_shutdown
 import event_log
 from sandbox.process import confinement
 from tasks.app import job_store, redis_client
+from tasks.presence import Presence
 from tasks.recovery import requeue_orphans
 from tasks.store import PREFIX, WORKER_LOST
 
@@ -24,11 +25,11 @@ INTERVAL_SECONDS = 5
 TTL_SECONDS = 15
 _stop = threading.Event()
 _identity: list[str] = []
-log = logging.getLogger(__name__)
 
 
-def key(identity: str) -> str:
-    return f"{PREFIX}worker:{identity}"
+@functools.cache
+def workers() -> Presence:
+    return Presence(redis_client(), PREFIX + "workers", TTL_SECONDS * 1000)
 
 
 def identity_of_main_process(hostname: str, pid: int) -> str:
@@ -37,22 +38,16 @@ def identity_of_main_process(hostname: str, pid: int) -> str:
 
 def live_workers() -> dict[str, dict[str, str]]:
     """Worker identity -> the confinement its jobs run under, for every worker beating now."""
-    client = redis_client()
-    names = sorted(client.scan_iter(match=key("*"), count=1000))
-    values = client.mget(names) if names else []
-    return {
-        name.decode().removeprefix(key("")): json.loads(value)
-        for name, value in zip(names, values, strict=True)
-        if value is not None
-    }
+    present = workers().present()
+    return {identity: json.loads(present[identity]) for identity in sorted(present)}
 
 
 def _beat(identity: str) -> None:
     described = json.dumps(confinement().describe())
     while not _stop.is_set():
-        # Redis away: the key expires and healthz reports it; keep trying.
+        # Redis away: the beat lapses and healthz reports it; keep trying.
         with contextlib.suppress(Exception):
-            redis_client().set(key(identity), described, ex=TTL_SECONDS)
+            workers().announce(identity, described)
             for job_id in requeue_orphans(set(live_workers())):
                 event_log.event("job", job_id=job_id, requeued_by=identity)  # its worker died
             for job_id in job_store().fail_overdue():
@@ -73,4 +68,4 @@ def _stop_beating(**_: object) -> None:
     _stop.set()
     for identity in _identity:
         with contextlib.suppress(Exception):
-            redis_client().delete(key(identity))
+            workers().withdraw(identity)

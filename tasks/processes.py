@@ -13,7 +13,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sandbox.pool import Prespawned
 from sandbox.warm import WarmRunner
 from tasks import stats
-from tasks.app import redis_client, settings
+from tasks.app import settings
 
 REPORT_SECONDS = 1.0
 _stopping = threading.Event()
@@ -51,7 +51,7 @@ def _report_idle() -> None:
     while not _stopping.wait(REPORT_SECONDS):
         pool = _mine().get("prespawned")  # never creates one: it may be shutting down
         with contextlib.suppress(Exception):  # Redis away: the figure lapses, and returns
-            stats.report_idle(redis_client(), pool.idle if isinstance(pool, Prespawned) else 0)
+            stats.report_idle(pool.idle if isinstance(pool, Prespawned) else 0)
 
 
 @worker_process_init.connect
@@ -67,7 +67,7 @@ def _stop(**_: object) -> None:
     for thread in _reporter:
         thread.join(timeout=5)  # so it cannot write the figure again after the delete
     with contextlib.suppress(Exception):
-        redis_client().delete(stats.idle_key())
+        stats.idle_processes().withdraw(stats.pool_process())
     for pool in _mine().values():
         pool.close()  # type: ignore[attr-defined]
     _pools.clear()

@@ -1,18 +1,21 @@
 """What the service has done, for `/metrics`: counters and histograms of ended jobs,
 kept in one Redis hash by the job store's finishing script (so every API process and
 every worker adds to the same figures), and the idle pre-spawned processes each pool
-process reports under a key that expires with it.
+process reports while it lives.
 """
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
 
 import redis
 
+from tasks.app import redis_client
+from tasks.presence import Presence
 from tasks.store import BUCKETS_MS, METRICS_KEY, PREFIX
 
-IDLE_PREFIX = PREFIX + "idle:"
+IDLE_KEY = PREFIX + "idle"
 IDLE_TTL_SECONDS = 5
 
 
@@ -41,15 +44,19 @@ def _histogram(raw: dict[str, int], name: str) -> Histogram:
     return Histogram(buckets, raw.get(f"{name}|count", 0), raw.get(f"{name}|sum", 0) / 1000)
 
 
-def idle_key() -> str:
-    """One per pool process, so a process that dies takes its figure with it."""
-    return f"{IDLE_PREFIX}{socket.gethostname()}:{os.getpid()}"
+@functools.cache
+def idle_processes() -> Presence:
+    """Pool process -> its idle pre-spawned processes; a process that dies falls silent."""
+    return Presence(redis_client(), IDLE_KEY, IDLE_TTL_SECONDS * 1000)
 
 
-def report_idle(client: redis.Redis, idle: int) -> None:
-    client.set(idle_key(), idle, ex=IDLE_TTL_SECONDS)
+def pool_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def idle_total(client: redis.Redis) -> int:
-    names = list(client.scan_iter(match=IDLE_PREFIX + "*", count=1000))
-    return sum(int(v) for v in client.mget(names) if v is not None) if names else 0
+def report_idle(idle: int) -> None:
+    idle_processes().announce(pool_process(), idle)
+
+
+def idle_total() -> int:
+    return sum(int(count) for count in idle_processes().present().values())
