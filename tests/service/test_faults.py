@@ -71,6 +71,8 @@ def test_redis_down_is_503_and_service_recovers_when_it_returns(fragile):
         assert "Redis" in response.json()["error"]
         assert fragile.http.get(fragile.url + "/healthz").status_code == 503
         assert fragile.job(str(uuid.uuid4())).status_code == 503
+        metrics = fragile.http.get(fragile.url + "/metrics")
+        assert metrics.status_code == 503 and "Redis" in metrics.json()["error"]
     finally:
         fragile.redis.start()
     deadline = time.monotonic() + 60
