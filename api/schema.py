@@ -74,17 +74,14 @@ class LogEntry(BaseModel):
     truncated: bool | None = Field(default=None, description="Present when logs were cut")
 
 
-FailureCode = Literal[
-    "SYNTAX_ERROR",
-    "FUNCTION_NOT_FOUND",
-    "RUNTIME_ERROR",
-    "TIMEOUT_ERROR",
-    "MEMORY_LIMIT_ERROR",
-    "RESULT_NOT_SERIALIZABLE",
-    "OUTPUT_LIMIT_ERROR",
-    "PROCESS_ERROR",
-    "CANCELLED",
-    "WORKER_LOST",
+FailureCode = Annotated[
+    str,
+    Field(
+        description="SYNTAX_ERROR, FUNCTION_NOT_FOUND, RUNTIME_ERROR, TIMEOUT_ERROR, "
+        "MEMORY_LIMIT_ERROR, RESULT_NOT_SERIALIZABLE, OUTPUT_LIMIT_ERROR, PROCESS_ERROR, "
+        "CANCELLED, WORKER_LOST, or the string `code` of the error the function threw",
+        examples=["RUNTIME_ERROR"],
+    ),
 ]
 
 

@@ -12,6 +12,19 @@ RESULT_NOT_SERIALIZABLE = "RESULT_NOT_SERIALIZABLE"
 OUTPUT_LIMIT_ERROR = "OUTPUT_LIMIT_ERROR"
 PROCESS_ERROR = "PROCESS_ERROR"
 CANCELLED = "CANCELLED"
+SERVICE_CODES = frozenset(
+    {
+        TIMEOUT_ERROR,
+        MEMORY_LIMIT_ERROR,
+        FUNCTION_NOT_FOUND,
+        SYNTAX_ERROR,
+        RUNTIME_ERROR,
+        RESULT_NOT_SERIALIZABLE,
+        OUTPUT_LIMIT_ERROR,
+        PROCESS_ERROR,
+        CANCELLED,
+    }
+)  # besides these, a failure's code is the `code` string of the error the function threw
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from tasks.app import app, job_store, redis_client, settings
 from tasks.heartbeat import identity_of_main_process
 from tasks.notify import Notifier
 from tasks.processes import prespawned, warm
-from tasks.store import CANCELLED_STATUS, PREFIX, WORKER_LOST
+from tasks.store import CANCELLED_STATUS, PREFIX, WORKER_LOST, code_class
 
 _cancels = Notifier(redis_client(), PREFIX + "cancel:*")
 event_log.configure()
@@ -63,7 +63,7 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
         worker=identity,
         deno_pid=pids[-1] if pids else None,
         isolation=job_spec.isolation,
-        code="OK" if outcome.error is None else outcome.error.code,
+        code=code_class("OK" if outcome.error is None else outcome.error.code),
         recorded=recorded,  # False: it had already ended (e.g. was cancelled)
         run_ms=round((time.perf_counter() - started) * 1000, 2),
     )

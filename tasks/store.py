@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from sandbox import Outcome
-from sandbox.outcome import CANCELLED, Failure
+from sandbox.outcome import CANCELLED, RUNTIME_ERROR, SERVICE_CODES, Failure
 from settings import ANONYMOUS
 from tasks.notify import Notifier
 
@@ -27,6 +27,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED_STATUS = (
 )
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED_STATUS})
 WORKER_LOST = "WORKER_LOST"
+KNOWN_CODES = SERVICE_CODES | {WORKER_LOST, "OK"}
 MAX_DELIVERIES = 2
 RUNNING_DEADLINES = PREFIX + "running"  # sorted set: job id -> when it must have finished
 ACTIVE_PREFIX = PREFIX + "active:"  # + tenant: sorted sets of jobs in flight, for quotas
@@ -72,6 +73,12 @@ redis.call('PUBLISH', KEYS[2], ARGV[1])
 if ARGV[1] == 'cancelled' then redis.call('PUBLISH', KEYS[3], 'cancel') end
 return status
 """
+
+
+def code_class(code: str) -> str:
+    """`code` if the service chose it, else RUNTIME_ERROR: codes of errors the user's
+    function threw are unbounded, so figures and log fields group them."""
+    return code if code in KNOWN_CODES else RUNTIME_ERROR
 
 
 def now_ms() -> int:
@@ -209,7 +216,7 @@ class JobStore:
         keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
         keys += [RUNNING_DEADLINES, METRICS_KEY]
         payload = json.dumps(outcome.to_dict(), ensure_ascii=False)
-        code = "OK" if outcome.error is None else outcome.error.code
+        code = code_class("OK" if outcome.error is None else outcome.error.code)
         args = [status, now_ms(), payload, self.result_ttl, job_id, code, ACTIVE_PREFIX]
         args += BUCKETS_MS
         previous = self._finish(keys=keys, args=args)

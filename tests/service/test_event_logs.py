@@ -74,3 +74,13 @@ def test_reading_a_job_logs_its_id(logged):
     found = events(path, until=lambda es: any(e.get("path") == f"/jobs/{job_id}" for e in es))
     (line,) = [e for e in found if e.get("path") == f"/jobs/{job_id}"]
     assert (line["method"], line["job_id"], line["status"]) == ("GET", job_id, 200)
+
+
+def test_job_line_groups_codes_the_function_chose_as_runtime_errors(logged):
+    client, path = logged
+    job_id = client.submit("export function run() { throw { code: 'X'.repeat(100000) } }")
+    found = events(
+        path, until=lambda es: any(e["event"] == "job" and e["job_id"] == job_id for e in es)
+    )
+    (job,) = [e for e in found if e["event"] == "job" and e["job_id"] == job_id]
+    assert job["code"] == "RUNTIME_ERROR"

@@ -72,3 +72,14 @@ def test_queue_depth_and_running_jobs_are_gauges(api):
     assert samples["sandbox_queue_depth"] == 2
     for job_id in jobs:
         api.cancel(job_id)
+
+
+def test_codes_of_errors_the_function_threw_count_as_runtime_errors(api):
+    """The user chooses those codes: each new one must not become a new series."""
+    thrower = "export function run() { throw Object.assign(new Error('x'), { code: 'MINE_42' }) }"
+    before = scrape(api)
+    response = api.run(thrower)
+    assert (response.status_code, response.json()["code"]) == (422, "MINE_42")
+    after = scrape(api)
+    assert grew(before, after, 'sandbox_jobs_total{code="RUNTIME_ERROR"}') == 1
+    assert not any("MINE_42" in name for name in after)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 import requests
 import schemathesis
@@ -91,3 +92,11 @@ def test_open_service_describes_itself_without_keys(api):
     document = response.json()
     assert "security" not in document and "securitySchemes" not in document["components"]
     assert "401" not in document["paths"]["/"]["post"]["responses"]
+
+
+def test_failure_with_a_code_the_function_chose_matches_the_document(keyed):
+    document = keyed.http.get(keyed.url + "/openapi.json").json()
+    schema = {"$ref": "#/components/schemas/RunFailure", "components": document["components"]}
+    response = keyed.run("export function run() { throw { code: 'E_MINE', message: 'm' } }")
+    assert response.status_code == 422
+    jsonschema_rs.validator_for(schema).validate(response.json())
