@@ -49,22 +49,24 @@ def test_a_job_can_be_followed_from_the_api_to_the_worker(logged):
     job_id = next(
         e["job_id"] for e in reversed(events(path)) if e["event"] == "request" and e["path"] == "/"
     )
+    job = job_line(path, job_id)
+    assert job["code"] == "OK" and job["isolation"] == "process"
+    assert job["worker"].startswith("worker1@") and job["deno_pid"] > 0
+
+
+def job_line(path, job_id: str) -> dict:
+    """The worker's line for `job_id`, once written."""
     found = events(
         path, until=lambda es: any(e["event"] == "job" and e["job_id"] == job_id for e in es)
     )
     (job,) = [e for e in found if e["event"] == "job" and e["job_id"] == job_id]
-    assert job["code"] == "OK" and job["isolation"] == "process"
-    assert job["worker"].startswith("worker1@") and job["deno_pid"] > 0
+    return job
 
 
 def test_failed_job_line_carries_its_code(logged):
     client, path = logged
     job_id = client.submit("export function run() { throw new Error('x') }")
-    found = events(
-        path, until=lambda es: any(e["event"] == "job" and e["job_id"] == job_id for e in es)
-    )
-    (job,) = [e for e in found if e["event"] == "job" and e["job_id"] == job_id]
-    assert job["code"] == "RUNTIME_ERROR"
+    assert job_line(path, job_id)["code"] == "RUNTIME_ERROR"
 
 
 def test_reading_a_job_logs_its_id(logged):
@@ -79,8 +81,4 @@ def test_reading_a_job_logs_its_id(logged):
 def test_job_line_groups_codes_the_function_chose_as_runtime_errors(logged):
     client, path = logged
     job_id = client.submit("export function run() { throw { code: 'X'.repeat(100000) } }")
-    found = events(
-        path, until=lambda es: any(e["event"] == "job" and e["job_id"] == job_id for e in es)
-    )
-    (job,) = [e for e in found if e["event"] == "job" and e["job_id"] == job_id]
-    assert job["code"] == "RUNTIME_ERROR"
+    assert job_line(path, job_id)["code"] == "RUNTIME_ERROR"
