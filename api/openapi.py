@@ -37,6 +37,10 @@ def document(settings: Settings) -> dict[str, Any]:
 
 
 def _paths(settings: Settings) -> dict[str, Any]:
+    return _submissions(settings) | _jobs(settings) | _service()
+
+
+def _submissions(settings: Settings) -> dict[str, Any]:
     run = _operation(
         "Run a job and wait for its outcome",
         _body(),
@@ -59,6 +63,10 @@ def _paths(settings: Settings) -> dict[str, Any]:
             **_refusals(settings),
         },
     )
+    return {"/": {"post": run}, "/run": {"post": run}, "/jobs": {"post": submit}}
+
+
+def _jobs(settings: Settings) -> dict[str, Any]:
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
     wait = {
         "name": "wait",
@@ -90,6 +98,11 @@ def _paths(settings: Settings) -> dict[str, Any]:
         },
         [job_id],
     )
+    return {"/jobs/{job_id}": {"get": read, "delete": cancel}}
+
+
+def _service() -> dict[str, Any]:
+    """Open even when keys are configured."""
     health = _operation(
         "Whether Redis answers and workers are alive",
         None,
@@ -106,14 +119,7 @@ def _paths(settings: Settings) -> dict[str, Any]:
         },
     )
     health["security"] = metrics["security"] = []
-    return {
-        "/": {"post": run},
-        "/run": {"post": run},
-        "/jobs": {"post": submit},
-        "/jobs/{job_id}": {"get": read, "delete": cancel},
-        "/healthz": {"get": health},
-        "/metrics": {"get": metrics},
-    }
+    return {"/healthz": {"get": health}, "/metrics": {"get": metrics}}
 
 
 def _operation(
