@@ -34,6 +34,7 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)  # key -> tenant
     quota_concurrent: int = 0  # 0: no limit
     quota_per_minute: int = 0
+    tenant_quotas: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # overrides
     limits: Limits = Limits()
 
     @property
@@ -95,11 +96,15 @@ MIN_KEY_LENGTH = 16
 ANONYMOUS = "anonymous"  # the one tenant of a service without keys
 
 
-def api_keys(env: Mapping[str, str]) -> dict[str, str]:
-    """Key -> tenant name, from `API_KEYS` (comma-separated) and the lines of `API_KEYS_FILE`.
+QUOTA_OPTIONS = ("concurrent", "per_minute")
+
+
+def api_keys(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """Key -> tenant name, and tenant -> its own quotas, from `API_KEYS` (comma-separated)
+    and the lines of `API_KEYS_FILE`.
 
     An entry is `name:key`, or a bare `key` (without `:`) whose tenant is then named
-    after its hash.
+    after its hash, optionally followed by `concurrent=N` and/or `per_minute=N`.
     """
     entries = env.get("API_KEYS", "").split(",")
     if env.get("API_KEYS_FILE"):
@@ -109,20 +114,26 @@ def api_keys(env: Mapping[str, str]) -> dict[str, str]:
             raise ValueError(f"API_KEYS_FILE cannot be read: {error}") from None
         entries += [line for line in lines if not line.lstrip().startswith("#")]
     keys: dict[str, str] = {}
+    quotas: dict[str, dict[str, int]] = {}
     for entry in filter(None, (e.strip() for e in entries)):
-        key, name = _entry(entry)
+        head, *options = entry.split()
+        key, name = _entry(head)
         if key in keys:
             raise ValueError(f"API key of {name!r} is listed twice")
         if name in keys.values():  # jobs and quotas belong to the name: one key per name
             raise ValueError(f"API key name {name!r} is used twice")
         keys[key] = name
-    return keys
+        if options:
+            quotas[name] = _quota_options(name, options)
+    return keys, quotas
 
 
 def _entry(entry: str) -> tuple[str, str]:
     """(key, tenant) of one `name:key` or bare `key` entry."""
-    name, _, key = (part.strip() for part in entry.partition(":"))
-    if not key:
+    name, colon, key = entry.partition(":")
+    if colon and not key:
+        raise ValueError(f"API key of {name!r} is empty (write name:key, without spaces)")
+    if not colon:
         name, key = "key-" + hashlib.sha256(name.encode()).hexdigest()[:8], name
     elif name == ANONYMOUS or name.startswith("key-"):
         raise ValueError(f"API key name {name!r} is reserved")
@@ -131,10 +142,21 @@ def _entry(entry: str) -> tuple[str, str]:
     return key, name
 
 
+def _quota_options(name: str, options: list[str]) -> dict[str, int]:
+    quotas = {}
+    for option in options:
+        option_name, _, value = option.partition("=")
+        if option_name not in QUOTA_OPTIONS or not value.isdigit():
+            raise ValueError(f"API key of {name!r}: {option!r} is not concurrent=N or per_minute=N")
+        quotas[option_name] = int(value)
+    return quotas
+
+
 def load(env: Mapping[str, str] = os.environ) -> Settings:
     """Settings from `env`; a malformed value stops start-up with a message naming it."""
     values: dict[str, object] = {f: env[n] for n, f in _STRINGS.items() if env.get(n)}
     values |= {f: _int(env, n) for n, f in _INTS.items() if env.get(n)}
     values |= {f: _count(env, n) for n, f in _COUNTS.items() if env.get(n)}
     limits = {f: _int(env, n) for n, f in _LIMIT_INTS.items() if env.get(n)}
-    return Settings(**values, api_keys=api_keys(env), limits=Limits(**limits))  # type: ignore[arg-type]
+    keys, quotas = api_keys(env)
+    return Settings(**values, api_keys=keys, tenant_quotas=quotas, limits=Limits(**limits))  # type: ignore[arg-type]

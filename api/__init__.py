@@ -27,6 +27,7 @@ def create_app() -> Flask:
         settings.max_queue_depth,
         settings.quota_concurrent,
         settings.quota_per_minute,
+        settings.tenant_quotas,
     )
     app.config["METRICS"] = metrics.registry(store, settings.queue_name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -50,7 +50,7 @@ def enqueue(admission: Admission, job: Job, tenant: str) -> str:
     job_id = str(uuid.uuid4())
     refusal = admission.admit(job_id, job.timeout_ms, tenant)
     if refusal is not None:
-        raise refused(refusal, admission)
+        raise refused(refusal)
     try:
         submit(job_id, job)
     except Exception:
@@ -60,13 +60,15 @@ def enqueue(admission: Admission, job: Job, tenant: str) -> str:
     return job_id
 
 
-def refused(refusal: Refusal, admission: Admission) -> ApiError:
+def refused(refusal: Refusal) -> ApiError:
     if refusal.limit == "queue":
-        return Unavailable(f"Queue is full ({admission.max_depth} jobs waiting); retry later")
+        return Unavailable(f"Queue is full ({refusal.allowed} jobs waiting); retry later")
     if refusal.limit == "concurrent":
-        message = f"Too many jobs in flight for this API key (limit {admission.concurrent})"
+        message = f"Too many jobs in flight for this API key (limit {refusal.allowed})"
     else:
-        message = f"Too many jobs submitted in the last minute for this API key (limit {admission.per_minute})"
+        message = (
+            f"Too many jobs submitted in the last minute for this API key (limit {refusal.allowed})"
+        )
     retry_after = str(math.ceil(refusal.retry_after_ms / 1000))
     return ApiError(429, message + "; retry later", {"Retry-After": retry_after})
 

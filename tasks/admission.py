@@ -6,6 +6,7 @@ crash between checking and creating can leave a slot taken without a record. A
 job's slot is freed by the job store's finishing script, whichever way it ends.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tasks.store import ACTIVE_PREFIX, PREFIX, JobStore, now_ms
@@ -53,31 +54,46 @@ def recent_key(tenant: str) -> str:
 @dataclass(frozen=True)
 class Refusal:
     limit: str  # "queue", "concurrent" or "per_minute"
+    allowed: int  # that limit's value
     retry_after_ms: int
 
 
 class Admission:
-    """Limits of 0 mean none. A slot whose job vanished without ending (its record
-    expired) lapses with the record."""
+    """Limits of 0 mean none; `tenant_quotas` holds a tenant's own `concurrent` and
+    `per_minute`, where they differ from the defaults. A slot whose job vanished without
+    ending (its record expired) lapses with the record."""
 
     def __init__(
-        self, store: JobStore, queue: str, max_depth: int, concurrent: int, per_minute: int
+        self,
+        store: JobStore,
+        queue: str,
+        max_depth: int,
+        concurrent: int,
+        per_minute: int,
+        tenant_quotas: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
         self.store, self.queue, self.max_depth = store, queue, max_depth
-        self.concurrent, self.per_minute = concurrent, per_minute
+        self.defaults = {"concurrent": concurrent, "per_minute": per_minute}
+        self.tenant_quotas = tenant_quotas or {}
         self._admit = store.redis.register_script(_ADMIT)
+
+    def quotas(self, tenant: str) -> dict[str, int]:
+        return self.defaults | dict(self.tenant_quotas.get(tenant, {}))
 
     def admit(self, job_id: str, timeout_ms: int, tenant: str) -> Refusal | None:
         """Create the job's record, or say which limit refuses it and for how long."""
-        now, store = now_ms(), self.store
+        now, store, quotas = now_ms(), self.store, self.quotas(tenant)
         keys = [self.queue, active_key(tenant), recent_key(tenant), store.key(job_id)]
-        args = [now, job_id, store.pending_ttl * 1000, self.concurrent, self.per_minute]
+        args = [now, job_id, store.pending_ttl * 1000, quotas["concurrent"], quotas["per_minute"]]
         args += [WINDOW_MS, self.max_depth, store.pending_ttl]
         for name, value in store.new_record(timeout_ms, tenant, now).items():
             args += [name, value]
         verdict, wait_ms = self._admit(keys=keys, args=args)
         verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
-        return None if verdict == "ok" else Refusal(verdict, max(int(wait_ms), 0))
+        if verdict == "ok":
+            return None
+        allowed = self.max_depth if verdict == "queue" else quotas[verdict]
+        return Refusal(verdict, allowed, max(int(wait_ms), 0))
 
     def withdraw(self, job_id: str, tenant: str) -> None:
         """For an admitted job that could not be queued: it counts against no limit."""

@@ -103,3 +103,14 @@ def test_per_minute_refusal_waits_until_the_oldest_submission_leaves_the_window(
     assert admit(gate, owner) is None and admit(gate, owner) is None
     refusal = admit(gate, owner)
     assert refusal.limit == "per_minute" and 59_000 <= refusal.retry_after_ms <= 60_000
+
+
+def test_a_tenant_with_its_own_quota_is_held_to_it_and_others_to_the_default(client):
+    store = JobStore(client, result_ttl=60, pending_ttl=60)
+    owner, other = tenant(), tenant()
+    gate = Admission(store, QUEUE, 1000, 3, 0, {owner: {"concurrent": 1}})
+    assert admit(gate, owner) is None
+    refusal = admit(gate, owner)
+    assert (refusal.limit, refusal.allowed) == ("concurrent", 1)
+    assert [admit(gate, other) for _ in range(3)] == [None] * 3
+    assert admit(gate, other).allowed == 3

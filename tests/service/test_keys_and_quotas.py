@@ -12,14 +12,15 @@ from client import Client, ServiceError
 QUICK = "export function run() { return 1 }"
 KEYS = {
     name: f"{name}-key-0123456789abcdef"
-    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan")
+    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 }
 CONCURRENT, PER_MINUTE = 2, 6
 
 
 @pytest.fixture(scope="module")
 def stack():
-    entries = ",".join(f"{name}:{key}" for name, key in KEYS.items())
+    entries = ",".join(f"{name}:{key}" for name, key in KEYS.items() if name != "judy")
+    entries += f",judy:{KEYS['judy']} concurrent=1"
     settings = {"QUOTA_CONCURRENT": str(CONCURRENT), "QUOTA_PER_MINUTE": str(PER_MINUTE)}
     with running_stack(API_KEYS=entries, API_PROCESSES="2", **settings) as client:
         yield client
@@ -172,3 +173,11 @@ def test_python_client_without_a_key_gets_a_401_service_error(stack):
     with pytest.raises(ServiceError) as error:
         Client(stack.url).run(QUICK, "run")
     assert error.value.status == 401
+
+
+def test_a_key_with_its_own_quota_is_held_to_it(stack):
+    judy = as_(stack, "judy")
+    running = judy.submit(SLEEP, payload={"ms": 2000})
+    refused = judy.post("/jobs", script=QUICK, fn="run", payload={})
+    assert refused.status_code == 429 and "limit 1" in refused.json()["error"]
+    judy.cancel(running)

@@ -62,8 +62,16 @@ def test_quota_of_zero_means_no_limit_and_negative_is_refused():
         load({"QUOTA_PER_MINUTE": "-1"})
 
 
-def test_spaces_around_names_and_keys_are_ignored():
-    assert load({"API_KEYS": f" alice : {KEY} "}).api_keys == {KEY: "alice"}
+def test_spaces_around_entries_are_ignored():
+    assert load({"API_KEYS": f"  alice:{KEY}  , bob:{KEY}b"}).api_keys == {
+        KEY: "alice",
+        f"{KEY}b": "bob",
+    }
+
+
+def test_space_between_name_and_key_stops_start_up():
+    with pytest.raises(ValueError, match="without spaces"):
+        load({"API_KEYS": f"alice: {KEY}"})
 
 
 def test_name_used_for_two_keys_stops_start_up():
@@ -76,3 +84,20 @@ def test_name_used_for_two_keys_stops_start_up():
 def test_names_of_the_open_tenant_and_of_bare_keys_are_reserved(name):
     with pytest.raises(ValueError, match="reserved"):
         load({"API_KEYS": f"{name}:{KEY}"})
+
+
+def test_an_entry_may_set_its_own_quotas():
+    settings = load({"API_KEYS": f"alice:{KEY}a concurrent=1 per_minute=30,bob:{KEY}b"})
+    assert settings.tenant_quotas == {"alice": {"concurrent": 1, "per_minute": 30}}
+    assert settings.api_keys == {f"{KEY}a": "alice", f"{KEY}b": "bob"}
+
+
+def test_a_bare_key_may_set_its_own_quotas():
+    (name,) = load({"API_KEYS": f"{KEY} per_minute=0"}).tenant_quotas
+    assert name.startswith("key-")
+
+
+@pytest.mark.parametrize("option", ["concurrent", "concurrent=-1", "burst=3", "per_minute=x"])
+def test_malformed_quota_option_stops_start_up_naming_it(option):
+    with pytest.raises(ValueError, match="concurrent=N or per_minute=N"):
+        load({"API_KEYS": f"alice:{KEY} {option}"})
