@@ -11,6 +11,10 @@ from settings import Settings
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
+_TOO_LONG = {  # answered by gunicorn, before the app sees the request
+    "description": "The request line is longer than the HTTP server accepts (4094 bytes)",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
 
 
@@ -83,6 +87,7 @@ def _jobs(settings: Settings) -> dict[str, Any]:
             "200": _json("The job", "JobView"),
             "400": _error("`wait` is not a number of seconds"),
             "404": unknown,
+            "414": _TOO_LONG,
             **_common(settings),
         },
         [job_id, wait],
@@ -94,6 +99,7 @@ def _jobs(settings: Settings) -> dict[str, Any]:
             "200": _json("Cancelled", "JobView"),
             "404": unknown,
             "409": _error("The job had already ended"),
+            "414": _TOO_LONG,
             **_common(settings),
         },
         [job_id],

@@ -14,6 +14,7 @@ from pydantic import (
     ValidationError,
 )
 
+from sandbox.job import BLANK
 from sandbox.limits import MIN_MEMORY_MB
 
 
@@ -45,7 +46,7 @@ class RunRequest(BaseModel):
 
     script: StrictStr = Field(
         min_length=1,
-        pattern=r"\S",
+        pattern=f"[^{BLANK}]",  # not blank, in any regex dialect
         validation_alias=AliasChoices("script", "code"),
         description="An ES module (JavaScript or TypeScript); `code` is accepted as an alias",
     )

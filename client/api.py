@@ -11,13 +11,21 @@ LONG_POLL_SECONDS = 20
 
 
 class ServiceError(Exception):
-    """The service refused the request (400, 404, 413, 503, ...) or could not be reached."""
+    """The service refused the request (400, 401, 404, 413, 429, 503, ...) or could not be
+    reached; `retry_after` is the seconds it asked to wait (429, 503), else None."""
 
-    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        body: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
         self.message = message
         self.body = body or {}
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -78,7 +86,15 @@ class Client:
             body = {"error": response.text}
         if response.status_code in (200, 202, 422):
             return body
-        raise ServiceError(response.status_code, body.get("error", response.reason), body)
+        message = body.get("error", response.reason)
+        raise ServiceError(response.status_code, message, body, _seconds(response))
+
+
+def _seconds(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass

@@ -6,6 +6,13 @@ from typing import Any
 from sandbox.limits import Limits
 
 ISOLATIONS = ("process", "none")
+# Every character Python's str.isspace() accepts, spelled out so that the API's JSON
+# Schema can refuse a blank script exactly as `Job.create` does.
+BLANK = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 class InvalidJob(ValueError):
@@ -33,7 +40,7 @@ class Job:
         isolation: object = "process",
     ) -> "Job":
         """Validate raw input so that a bad job fails here, before any process starts."""
-        if not isinstance(script, str) or not script.strip():
+        if not isinstance(script, str) or not script.strip(BLANK):
             raise InvalidJob("script must be a non-empty string")
         if not isinstance(fn, str) or not fn:
             raise InvalidJob("fn must be a non-empty string")

@@ -181,3 +181,12 @@ def test_a_key_with_its_own_quota_is_held_to_it(stack):
     refused = judy.post("/jobs", script=QUICK, fn="run", payload={})
     assert refused.status_code == 429 and "limit 1" in refused.json()["error"]
     judy.cancel(running)
+
+
+def test_python_client_reports_a_refusal_over_quota_with_its_retry_after(stack):
+    client = Client(stack.url, KEYS["judy"])
+    running = client.submit(SLEEP, "run", {"ms": 2000})
+    with pytest.raises(ServiceError) as error:
+        client.submit(QUICK, "run")
+    assert (error.value.status, error.value.retry_after) == (429, 1.0)
+    running.cancel()
