@@ -94,8 +94,6 @@ def _count(env: Mapping[str, str], name: str) -> int:
 
 MIN_KEY_LENGTH = 16
 ANONYMOUS = "anonymous"  # the one tenant of a service without keys
-
-
 QUOTA_OPTIONS = ("concurrent", "per_minute")
 
 

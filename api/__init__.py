@@ -35,7 +35,6 @@ def create_app() -> Flask:
     errors.register(app)
     _log_requests(app)
     protect(app, Keys(settings.api_keys))
-
     for blueprint in (bp, metrics.bp, docs.bp):
         app.register_blueprint(blueprint)
     return app

@@ -46,7 +46,6 @@ def register(app: Flask) -> None:
             return Response(
                 "Only POST", status=405, mimetype="text/plain", headers={"Allow": "POST"}
             )
-
         if error.code == 413:
             limit = app.config["MAX_CONTENT_LENGTH"]
             return jsonify(error=f"Request body is larger than {limit} bytes"), 413

@@ -14,6 +14,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from tasks import stats
+from tasks.heartbeat import live_workers
 from tasks.store import RUNNING_DEADLINES, JobStore
 
 bp = Blueprint("metrics", __name__)
@@ -24,8 +25,6 @@ class ServiceCollector(Collector):
         self.store, self.queue_name = store, queue_name
 
     def collect(self) -> Iterator[Metric]:
-        from tasks.heartbeat import live_workers
-
         client = self.store.redis
         figures = stats.read(client)
         jobs = CounterMetricFamily(

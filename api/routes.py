@@ -8,6 +8,7 @@ from api.errors import ApiError
 from api.jobs import enqueue, parse_job, parse_wait, valid_id, wait_for_sync
 from settings import Settings
 from tasks.admission import Admission
+from tasks.heartbeat import live_workers
 from tasks.store import JobRecord, JobStore
 
 bp = Blueprint("api", __name__)
@@ -83,8 +84,6 @@ def cancel_job(job_id: str) -> Response | tuple[Response, int]:
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    from tasks.heartbeat import live_workers
-
     settings, store = _settings(), _store()
     body: dict[str, Any] = {"redis": "ok", "workers": {}, "queue_depth": None}
     try:

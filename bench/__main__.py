@@ -144,12 +144,12 @@ def sandbox_job_ms(count: int = 40) -> tuple[float, float]:
     every OS wall this host allows, and with none of them (Deno's permissions only)."""
     job = Job.create(TRIVIAL["script"], "run", TRIVIAL["payload"])
     with_walls = median([timed_ms(lambda: run(job)) for _ in range(count)])
-    walls = process.confinement()
+    walled = process.confinement
     process.confinement = Confinement  # type: ignore[assignment]  # no cgroups, netns or user
     try:
         without = median([timed_ms(lambda: run(job)) for _ in range(count)])
     finally:
-        process.confinement = lambda: walls  # type: ignore[assignment]
+        process.confinement = walled  # type: ignore[assignment]
     return with_walls, without
 
 

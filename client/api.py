@@ -52,8 +52,7 @@ class Client:
         self, script: str, fn: str, payload: dict[str, Any] | None = None, **options: Any
     ) -> Any:
         """Run and wait: the function's result, or JobFailed."""
-        body = self._request("POST", "/", json=self._body(script, fn, payload, options))
-        return _result_of(body)
+        return self.run_with_logs(script, fn, payload, **options)[0]
 
     def run_with_logs(
         self, script: str, fn: str, payload: dict[str, Any] | None = None, **options: Any

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, not in children between fork and exec
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 JOBS_GROUP = "sandbox-jobs"
 CPU_PERIOD_US = 100_000
@@ -35,6 +36,11 @@ class Confinement:
     network_namespace: bool = False
     user: tuple[int, int] | None = None  # uid, gid to drop to
 
+    @property
+    def cpu_quota(self) -> bool:
+        """Whether job cgroups hold CPU (v1 `cpu` controller, or v2's `cpu.max`)."""
+        return "cpu" in self.cgroup_bases or self.cgroup_version == 2
+
     def describe(self) -> dict[str, str]:
         """What is in force, for logs and /healthz."""
         if self.cgroup_version:
@@ -44,7 +50,7 @@ class Confinement:
             memory = "RSS watchdog + RLIMIT_DATA (no writable cgroup)"
         return {
             "memory": memory,
-            "cpu": "cgroup cpu quota" if "cpu" in self.cgroup_bases else "pinned to one core",
+            "cpu": "cgroup cpu quota" if self.cpu_quota else "pinned to one core",
             "network": "empty network namespace"
             if self.network_namespace
             else "Deno permissions only",
@@ -116,7 +122,13 @@ def _detect_cgroups() -> tuple[int | None, dict[str, Path]]:
 
 def die_with_parent(signum: int = signal.SIGKILL) -> None:
     """In a child before exec: get `signum` when the thread that started it exits."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    _LIBC.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
+def unshare_network() -> bool:
+    """Move the calling process into a new, empty network namespace (Python 3.11 has
+    no `os.unshare`)."""
+    return _LIBC.unshare(CLONE_NEWNET) == 0
 
 
 def owner_is_gone(name: str, prefix: str) -> bool:
@@ -145,7 +157,7 @@ def _enable_v2_controllers(base: Path) -> bool:
 def _can_unshare_network() -> bool:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
-        os._exit(0 if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0 else 1)
+        os._exit(0 if unshare_network() else 1)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status) == 0
 

@@ -1,7 +1,7 @@
 """Each process's private DENO_DIR, copied from a template warmed once per worker.
 
 A new process with an empty DENO_DIR spends ~10 ms of CPU creating Deno's
-caches (module analysis, V8 code cache, transpiled TypeScript) before it can run
+caches (module analysis, transpiled TypeScript) before it can run
 anything. The template holds exactly those caches, made by running the harness
 once on a fixed, harmless job; each process gets its own copy, so nothing one job
 writes (localStorage, caches) is seen by another.
@@ -10,7 +10,6 @@ writes (localStorage, caches) is seen by another.
 import atexit
 import contextlib
 import functools
-import json
 import os
 import shutil
 import sqlite3
@@ -19,18 +18,12 @@ import tempfile
 from pathlib import Path
 
 from sandbox.confine import die_with_parent, owner_is_gone
+from sandbox.job import Job
+from sandbox.limits import Limits
 
 TEMPLATE_PREFIX = "sandbox-denodir-"
 
-WARM_UP_JOB = {
-    "nonce": "warmup",
-    "script": "export function run(p: { n: number }): number { return p.n }",
-    "fn": "run",
-    "payload": {"n": 1},
-    "maxLogLines": 1,
-    "maxLogBytes": 1024,
-    "maxResultBytes": 1024,
-}
+WARM_UP_JOB = Job("export function run(p: { n: number }): number { return p.n }", "run", {"n": 1})
 
 
 @functools.cache
@@ -43,7 +36,7 @@ def template(argv: tuple[str, ...]) -> Path:
     subprocess.run(  # our own fixed job, but it must not outlive us either
         argv,
         preexec_fn=die_with_parent,
-        input=json.dumps(WARM_UP_JOB).encode() + b"\n",
+        input=WARM_UP_JOB.wire("warmup", Limits()),
         env={"DENO_DIR": str(deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -76,24 +76,31 @@ function startJob(line) {
   return new PromiseCtor((resolve) => (jobDone = resolve));
 }
 
-// Yields stdin line by line (a job is one line of JSON), the last line at EOF.
+// Yields stdin line by line (a job is one line of JSON), the last line at EOF. The
+// buffer doubles when full and only new bytes are searched, so a large job costs
+// linear time to read.
 async function* stdinLines() {
-  let pending = new U8(0);
-  const chunk = new U8(65536);
+  let buffer = new U8(65536);
+  let length = 0;
   for (;;) {
-    const n = await stdinRead(chunk);
+    if (length === buffer.length) {
+      const bigger = new U8(buffer.length * 2);
+      apply(U8Set, bigger, [buffer]);
+      buffer = bigger;
+    }
+    const n = await stdinRead(apply(subarray, buffer, [length]));
     if (n === null) break;
-    const joined = new U8(pending.length + n);
-    apply(U8Set, joined, [pending]);
-    apply(U8Set, joined, [apply(subarray, chunk, [0, n]), pending.length]);
-    pending = joined;
+    let searched = length;
+    length += n;
     let end;
-    while ((end = apply(U8IndexOf, pending, [10])) !== -1) {
-      yield apply(decode, decoder, [apply(subarray, pending, [0, end])]);
-      pending = apply(U8Slice, pending, [end + 1]);
+    while ((end = apply(U8IndexOf, apply(subarray, buffer, [0, length]), [10, searched])) !== -1) {
+      yield apply(decode, decoder, [apply(subarray, buffer, [0, end])]);
+      apply(U8Set, buffer, [apply(U8Slice, buffer, [end + 1, length])]);
+      length -= end + 1;
+      searched = 0;
     }
   }
-  if (pending.length > 0) yield apply(decode, decoder, [pending]);
+  if (length > 0) yield apply(decode, decoder, [apply(subarray, buffer, [0, length])]);
 }
 
 function writeFrame(kind, body) {
@@ -344,19 +351,9 @@ async function runJob() {
 // recording its analysis, writing its emit) runs now rather than on the job's clock.
 await import("data:application/typescript;base64," + btoa("export const ready: number = 1; // " + Math.random()));
 
-
-if (serving) {
-  for await
- (const line of stdinLines()) {
-    const done = startJob(line);
-    runJob();
-    await done;
-  }
-} else {
-  for await (const line of stdinLines()) {
-    startJob(line);
-    runJob();
-    break;
-  }
+for await (const line of stdinLines()) {
+  const done = startJob(line);
+  runJob();
+  if (!serving) break;
+  await done;
 }
-

@@ -1,5 +1,6 @@
 """What one job is: the script, the function to call and its argument."""
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,19 @@ class Job:
     timeout_ms: int = 5_000
     memory_mb: int | None = None  # None: the deployment's default
     isolation: str = "process"  # "none": a shared long-lived process, for trusted code
+
+    def wire(self, nonce: str, limits: Limits) -> bytes:
+        """The job as the harness reads it on stdin: one line of JSON."""
+        message = {
+            "nonce": nonce,
+            "script": self.script,
+            "fn": self.fn,
+            "payload": self.payload,
+            "maxLogLines": limits.max_log_lines,
+            "maxLogBytes": limits.max_log_bytes,
+            "maxResultBytes": limits.max_result_bytes,
+        }
+        return json.dumps(message, ensure_ascii=False).encode() + b"\n"
 
     @classmethod
     def create(

@@ -1,10 +1,10 @@
 """Where a job's process comes from: started on demand, or started before the job.
 
 A pre-started process has seen no job: it is exactly what a fresh spawn would
-give, minus the ~15 ms of start-up on the job's path. All of them are started,
-and reaped, by one thread that lives as long as the pool: PR_SET_PDEATHSIG fires
-when the thread that spawned a child exits, so that thread must not be a
-short-lived one.
+give, minus the ~15 ms of start-up on the job's path. All of them are started by
+one thread that lives as long as the pool (PR_SET_PDEATHSIG fires when the thread
+that spawned a child exits, so that thread must not be a short-lived one), and
+reaped by another.
 """
 
 import logging
@@ -84,7 +84,6 @@ class Spawner:
 
 class Prespawned:
     """Keeps `size` single-use processes started and idle, replacing each after its job.
-
 
     Starting runs on one long-lived thread, reaping on another, so that cleaning up
     after a job never delays the next process.

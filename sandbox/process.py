@@ -1,16 +1,14 @@
-"""Starting and killing one Deno process that can run exactly one job.
+"""Starting and killing one Deno process: single-use (one job), or serving job after
+job for `isolation: "none"`.
 
-The process gets no `--allow-*` flag, no remote/npm/config, its own empty
-DENO_DIR (a copy of warmed caches: localStorage and caches start empty) and its
-own session (so the
-
-whole group dies together), plus whatever `confine` found the host allows:
-cgroups, an empty network namespace, the `nobody` user. PR_SET_PDEATHSIG ties
+The process gets no `--allow-*` flag, no remote/npm/config, its own DENO_DIR (a
+copy of a warmed template: module caches filled, localStorage and caches empty)
+and its own session (so the whole group dies together), plus whatever `confine`
+found the host allows: cgroups, an empty network namespace, the `nobody` user. PR_SET_PDEATHSIG ties
 its life to the thread that started it: if that dies, even by SIGKILL, Deno dies.
 """
 
 import contextlib
-import ctypes
 import functools
 import os
 import resource
@@ -22,7 +20,7 @@ from pathlib import Path
 
 from deno import find_deno_bin
 
-from sandbox.confine import CLONE_NEWNET, Confinement, JobCgroup, detect, die_with_parent
+from sandbox.confine import Confinement, JobCgroup, detect, die_with_parent, unshare_network
 from sandbox.denodir import populate, remove_orphans
 from sandbox.limits import MIB, Limits
 
@@ -79,10 +77,9 @@ def _child_setup(
         data = (limits.max_memory_mb + RLIMIT_DATA_HEADROOM_MB) * MIB
         resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if walls.network_namespace and libc.unshare(CLONE_NEWNET) != 0:
+    if walls.network_namespace and not unshare_network():
         os._exit(70)
-    if "cpu" not in walls.cgroup_bases and "unified" not in walls.cgroup_bases:
+    if not walls.cpu_quota:
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[os.getpid() % len(cores)]})
     if walls.user is not None:
@@ -110,13 +107,14 @@ class DenoProcess:
         try:
             if walls.user is not None:
                 os.chown(self.workdir, *walls.user)
-            populate(Path(self.workdir) / "deno", tuple(deno_argv(limits)), walls.user)
+            argv = deno_argv(limits)
+            populate(Path(self.workdir) / "deno", tuple(argv), walls.user)
             if walls.cgroup_version:
                 self.cgroup = JobCgroup(walls, limits.memory_mb * MIB, limits.cpus)
             procs = self.cgroup.procs_files if self.cgroup else []
             setup = functools.partial(_child_setup, os.getpid(), limits, walls, procs)
             self.popen = subprocess.Popen(
-                deno_argv(limits) + (["--serve"] if serving else []),
+                argv + (["--serve"] if serving else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -189,7 +187,6 @@ class DenoProcess:
         """Kill the whole group, reap it, delete its directory; returns the exit status."""
         self.stop()  # never signals a pid that may be reused: only this object reaps it
         status = self.popen.wait()
-
         for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):

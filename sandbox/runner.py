@@ -56,24 +56,6 @@ def watch(
     return _Watch(job, limits, process, cancel).run()
 
 
-def encode_job(job: Job, nonce: str, limits: Limits) -> bytes:
-    return (
-        json.dumps(
-            {
-                "nonce": nonce,
-                "script": job.script,
-                "fn": job.fn,
-                "payload": job.payload,
-                "maxLogLines": limits.max_log_lines,
-                "maxLogBytes": limits.max_log_bytes,
-                "maxResultBytes": limits.max_result_bytes,
-            },
-            ensure_ascii=False,
-        ).encode()
-        + b"\n"
-    )
-
-
 class _Watch:
     """Feeds the job in, then watches output, clock, memory and cancellation."""
 
@@ -98,7 +80,7 @@ class _Watch:
     def run(self) -> tuple[Outcome, bool]:
         self.process.set_memory_limit(self.memory_mb)
         deadline = time.monotonic() + self.job.timeout_ms / 1000
-        if not self.process.send(encode_job(self.job, self.nonce, self.limits)):
+        if not self.process.send(self.job.wire(self.nonce, self.limits)):
             return self._ended(deadline), False
         stop = self._watch(deadline)
         if stop is not None:

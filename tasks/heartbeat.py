@@ -52,7 +52,6 @@ def _beat(identity: str) -> None:
                 event_log.event("job", job_id=job_id, requeued_by=identity)  # its worker died
             for job_id in job_store().fail_overdue():
                 event_log.event("job", job_id=job_id, code=WORKER_LOST, failed_by=identity)
-
         _stop.wait(INTERVAL_SECONDS)
 
 

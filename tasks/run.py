@@ -63,7 +63,7 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
         worker=identity,
         deno_pid=pids[-1] if pids else None,
         isolation=job_spec.isolation,
-        code=code_class("OK" if outcome.error is None else outcome.error.code),
+        code=code_class(outcome),
         recorded=recorded,  # False: it had already ended (e.g. was cancelled)
         run_ms=round((time.perf_counter() - started) * 1000, 2),
     )

@@ -75,9 +75,10 @@ return status
 """
 
 
-def code_class(code: str) -> str:
-    """`code` if the service chose it, else RUNTIME_ERROR: codes of errors the user's
-    function threw are unbounded, so figures and log fields group them."""
+def code_class(outcome: Outcome) -> str:
+    """ "OK", the failure's code if the service chose it, else RUNTIME_ERROR: codes of
+    errors the user's function threw are unbounded, so figures and log fields group them."""
+    code = "OK" if outcome.error is None else outcome.error.code
     return code if code in KNOWN_CODES else RUNTIME_ERROR
 
 
@@ -151,7 +152,7 @@ class JobStore:
 
     @staticmethod
     def new_record(timeout_ms: int, owner: str, created_ms: int) -> dict[str, str | int]:
-        """The fields of a job's record when it is queued (see also tasks.admission)."""
+        """The fields of a job's record when it is queued (tasks.admission creates it)."""
         return {
             "status": QUEUED,
             "timeout_ms": timeout_ms,
@@ -159,13 +160,6 @@ class JobStore:
             "attempts": 0,
             "owner": owner,
         }
-
-    def create(self, job_id: str, timeout_ms: int, owner: str = ANONYMOUS) -> None:
-        key = self.key(job_id)
-        with self.redis.pipeline() as pipe:
-            pipe.hset(key, mapping=self.new_record(timeout_ms, owner, now_ms()))
-            pipe.expire(key, self.pending_ttl)
-            pipe.execute()
 
     def delete(self, job_id: str) -> None:
         self.redis.delete(self.key(job_id))
@@ -192,10 +186,6 @@ class JobStore:
         """Which Deno process runs the job: for operators (and tests), not in the API."""
         self.redis.hset(self.key(job_id), "pid", pid)
 
-    def pid(self, job_id: str) -> int | None:
-        value = self.redis.hget(self.key(job_id), "pid")
-        return int(value) if value else None
-
     def finish(self, job_id: str, outcome: Outcome) -> bool:
         """Record the outcome unless the job already ended (e.g. was cancelled)."""
         if outcome.error is None:
@@ -216,8 +206,8 @@ class JobStore:
         keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
         keys += [RUNNING_DEADLINES, METRICS_KEY]
         payload = json.dumps(outcome.to_dict(), ensure_ascii=False)
-        code = code_class("OK" if outcome.error is None else outcome.error.code)
-        args = [status, now_ms(), payload, self.result_ttl, job_id, code, ACTIVE_PREFIX]
+        args = [status, now_ms(), payload, self.result_ttl, job_id, code_class(outcome)]
+        args.append(ACTIVE_PREFIX)
         args += BUCKETS_MS
         previous = self._finish(keys=keys, args=args)
         return previous.decode() if isinstance(previous, bytes) else previous

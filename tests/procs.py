@@ -36,6 +36,11 @@ def wait_until_gone(pids: set[int], seconds: float = 5.0) -> set[int]:
     return alive
 
 
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
 def cpu_seconds(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
@@ -57,9 +62,12 @@ def wait_until_only_idle(capacity: int, seconds: float = 10.0) -> set[int]:
         time.sleep(0.05)
 
 
-def wait_for_new(before: set[int], seconds: float = 10.0) -> set[int]:
-    """Harness processes that appeared since `before` was taken (empty if none in time)."""
+def wait_for_busy(before: set[int], seconds: float = 10.0) -> set[int]:
+    """Harness processes started since `before` that are running a job (using CPU, unlike
+    a pre-started process or the one-off run that warms the DENO_DIR template)."""
     deadline = time.monotonic() + seconds
-    while not (new := harness_pids() - before) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return new
+    while True:
+        busy = {pid for pid in harness_pids() - before if cpu_seconds(pid) > 0.3}
+        if busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(0.02)

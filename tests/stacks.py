@@ -14,6 +14,7 @@ from stack.service import Service
 
 SLEEP = "export async function run(p) { await new Promise(r => setTimeout(r, p.ms)); return p.ms }"
 SPIN = "export function run() { while (true) {} }"
+QUICK = "export function run() { return 1 }"
 
 
 @contextmanager

@@ -4,9 +4,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from procs import harness_pids, wait_until_gone
+from procs import harness_pids, wait_for_busy, wait_until_gone
 
 
 def test_no_process_is_left_after_a_timeout(run_js):
@@ -44,11 +43,7 @@ def test_deno_dies_when_the_caller_is_sigkilled(tmp_path):
         stdout=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not harness_pids() - before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.5)  # past the one-off warm-up run that fills the DENO_DIR template
-        started = harness_pids() - before
+        started = wait_for_busy(before)
         assert started, "the job's Deno process never appeared"
 
         os.kill(caller.pid, signal.SIGKILL)

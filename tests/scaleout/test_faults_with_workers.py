@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_client
 import requests
-from procs import wait_until_gone
+from procs import parent_of, wait_until_gone
 from stacks import SLEEP, Client, running_stack
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -23,11 +23,6 @@ def cluster() -> Iterator[Client]:
         yield client
 
 
-def parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[1])
-
-
 def final_states(cluster: Client, ids: list[str], seconds: float = 90) -> dict[str, str]:
     deadline = time.monotonic() + seconds
     states = {}
@@ -38,6 +33,8 @@ def final_states(cluster: Client, ids: list[str], seconds: float = 90) -> dict[s
                 states[job_id] = body.get("status", "missing")
                 if states[job_id] in FINAL or time.monotonic() > deadline:
                     break
+                if states[job_id] == "missing":  # answered at once: do not spin
+                    time.sleep(0.5)
             except requests.RequestException:
                 time.sleep(0.5)
     return states
@@ -46,11 +43,14 @@ def final_states(cluster: Client, ids: list[str], seconds: float = 90) -> dict[s
 def test_job_of_a_worker_killed_whole_completes_on_another_worker(cluster):
     job_id = cluster.submit(SLEEP, payload={"ms": 3000}, timeout=30_000)
     deno = cluster.deno_pid(job_id)
+    store = redis_client.Redis.from_url(cluster.redis.url)
+    first_worker = store.hget(f"exec:job:{job_id}", "worker")
     worker_main = parent_of(parent_of(deno))
     os.killpg(worker_main, signal.SIGKILL)
     assert wait_until_gone({deno}) == set()
     body = cluster.job(job_id, wait=60).json()
     assert (body["status"], body["result"]) == ("succeeded", 3000)
+    assert store.hget(f"exec:job:{job_id}", "worker") not in (None, first_worker)
 
 
 def test_queue_deeper_than_its_limit_refuses_new_jobs_and_finishes_accepted_ones(cluster):
@@ -82,7 +82,10 @@ def test_api_restarted_while_sync_clients_wait_their_jobs_still_finish(cluster):
     threads = [threading.Thread(target=client) for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # both jobs created, their clients now waiting
+    while len(set(store.scan_iter(match="exec:job:*")) - before) < 2:
+        assert time.monotonic() < deadline, "the two sync jobs were never created"
+        time.sleep(0.02)
     (api,) = [c for c in cluster.service.supervisor.children if c.name == "api"]
     api.signal_group(signal.SIGKILL)
     for thread in threads:

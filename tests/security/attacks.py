@@ -1,6 +1,8 @@
 """One small hostile script per attack, each with the outcome it must have.
 
-`expect` is either an error code the job must fail with, or `("result", value)`.
+`expect` is either an error code the job must fail with, or `("result", value)`;
+`message`, if set, must appear in the failure's message (a refused permission, not
+some other error under the same code).
 """
 
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ class Attack:
     script: str
     expect: str | tuple[str, Any]
     timeout: int = 2_000
+    message: str = ""
 
 
 def worker_source(body: str) -> str:
@@ -109,32 +112,43 @@ ATTACKS = [
         "read_passwd",
         "export function run() { return Deno.readTextFileSync('/etc/passwd') }",
         "RUNTIME_ERROR",
+        message="Requires read access",
     ),
     Attack(
         "read_environ",
         "export function run() { return Deno.readTextFileSync('/proc/self/environ') }",
         "RUNTIME_ERROR",
+        message="Requires read access",
     ),
-    Attack("env", "export function run() { return Deno.env.toObject() }", "RUNTIME_ERROR"),
+    Attack(
+        "env",
+        "export function run() { return Deno.env.toObject() }",
+        "RUNTIME_ERROR",
+        message="Requires env access",
+    ),
     Attack(
         "fork_bomb",
         "export function run() { for (;;) new Deno.Command('/bin/sh', { args: ['-c', ':'] }).spawn() }",
         "RUNTIME_ERROR",
+        message="Requires run access",
     ),
     Attack(
         "ffi",
         "export function run() { return Deno.dlopen('libc.so.6', { getpid: { parameters: [], result: 'i32' } }) }",
         "RUNTIME_ERROR",
+        message="Requires ffi access",
     ),
     Attack(
         "fetch_redis",
         "export async function run() { return await (await fetch('http://127.0.0.1:6379/')).text() }",
         "RUNTIME_ERROR",
+        message="Requires net access",
     ),
     Attack(
         "connect_redis",
         "export async function run() { const c = await Deno.connect({ hostname: '127.0.0.1', port: 6379 }); return 'connected' }",
         "RUNTIME_ERROR",
+        message="Requires net access",
     ),
     Attack(
         "import_remote",
@@ -202,4 +216,4 @@ LEAK_READER = """export async function run() {
 def verdict(attack: Attack, body: dict[str, Any]) -> bool:
     if isinstance(attack.expect, tuple):
         return body.get("result") == attack.expect[1]
-    return body.get("code") == attack.expect
+    return body.get("code") == attack.expect and attack.message in body.get("message", "")

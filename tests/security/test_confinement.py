@@ -1,32 +1,34 @@
 """The OS walls around a job's process, checked from outside while it runs."""
 
 import os
+import queue
 import resource
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from procs import harness_pids, wait_for_new
+from stacks import SPIN
 
 from sandbox import Job, Limits, run
 from sandbox.process import confinement
 
 WALLS = confinement()
-SPIN = "export function run() { while (true) {} }"
 
 
 def while_running(source: str, inspect, timeout: int = 3000, limits: Limits = Limits()):
-    """Run `source` in a thread; call inspect(pid) once its process exists; return the outcome."""
-    before = harness_pids()
+    """Run `source` in a thread; call inspect(pid) on the job's own process (as `run`
+    reports it) once it runs; return the outcome."""
+    pids: queue.Queue[int] = queue.Queue()
     outcome = {}
+    job = Job.create(source, "run", {}, timeout)
     worker = threading.Thread(
-        target=lambda: outcome.setdefault("o", run(Job.create(source, "run", {}, timeout), limits))
+        target=lambda: outcome.setdefault("o", run(job, limits, on_process=pids.put))
     )
     worker.start()
     try:
-        (pid,) = wait_for_new(before)
-        time.sleep(0.2)  # past exec and the harness's start-up
+        pid = pids.get(timeout=10)
+        time.sleep(0.2)  # past the harness's start-up, into the job
         inspect(pid)
     finally:
         worker.join()

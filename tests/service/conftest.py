@@ -1,7 +1,10 @@
 from collections.abc import Iterator
 
 import pytest
+import redis
 from stacks import Client, running_stack
+
+from stack.redis_server import PrivateRedis
 
 
 @pytest.fixture(scope="session")
@@ -9,3 +12,11 @@ def api() -> Iterator[Client]:
     """One real stack shared by the HTTP tests: Redis, a worker with 2 processes, gunicorn."""
     with running_stack() as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[redis.Redis]:
+    """A private, real redis-server, for tests of the code that keeps state in it."""
+    private = PrivateRedis().start()
+    yield redis.Redis.from_url(private.url)
+    private.cleanup()

@@ -4,9 +4,7 @@ import json
 import time
 
 import pytest
-from stacks import running_stack
-
-QUICK = "export function run() { return 1 }"
+from stacks import QUICK, running_stack
 
 
 @pytest.fixture(scope="module")

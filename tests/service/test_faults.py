@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from procs import wait_until_gone
+from procs import parent_of, wait_until_gone
 from stacks import SLEEP, Client, running_stack
 
 
@@ -21,9 +21,7 @@ def fragile() -> Iterator[Client]:
 def kill_the_process_running(client: Client, job_id: str, not_pid: int | None = None) -> int:
     """SIGKILL the worker process that runs `job_id` (the parent of its Deno); the Deno pid."""
     deno = client.deno_pid(job_id, not_pid=not_pid)
-    with open(f"/proc/{deno}/stat") as stat:
-        worker_child = int(stat.read().rsplit(")", 1)[1].split()[1])
-    os.kill(worker_child, signal.SIGKILL)
+    os.kill(parent_of(deno), signal.SIGKILL)
     assert wait_until_gone({deno}) == set()
     return deno
 
@@ -36,6 +34,7 @@ def test_sync_request_whose_job_is_still_queued_gets_504_with_the_id(fragile):
     assert response.status_code == 504
     body = response.json()
     assert "poll" in body["error"]
+    assert fragile.status(body["id"]) == "queued"
     assert fragile.job(body["id"], wait=30).json()["result"] == "later"
 
 

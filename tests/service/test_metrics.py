@@ -4,10 +4,9 @@ import time
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from stacks import SLEEP
+from stacks import QUICK, SLEEP
 
 FAIL = "export function run() { throw new Error('no') }"
-QUICK = "export function run() { return 1 }"
 
 
 def scrape(api) -> dict[str, float]:
@@ -65,13 +64,15 @@ def test_live_workers_and_idle_prespawned_processes_are_gauges(api):
 def test_queue_depth_and_running_jobs_are_gauges(api):
     """Both pool processes busy: the next two jobs wait in the queue."""
     jobs = [api.submit(SLEEP, payload={"ms": 3000}) for _ in range(4)]
-    deadline = time.monotonic() + 10
-    while (samples := scrape(api))["sandbox_jobs_running"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert samples["sandbox_jobs_running"] == 2
-    assert samples["sandbox_queue_depth"] == 2
-    for job_id in jobs:
-        api.cancel(job_id)
+    try:
+        deadline = time.monotonic() + 10
+        while (samples := scrape(api))["sandbox_jobs_running"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert samples["sandbox_jobs_running"] == 2
+        assert samples["sandbox_queue_depth"] == 2
+    finally:
+        for job_id in jobs:
+            api.cancel(job_id)
 
 
 def test_codes_of_errors_the_function_threw_count_as_runtime_errors(api):

@@ -2,64 +2,54 @@
 
 import time
 import uuid
-from collections.abc import Iterator
-
-import pytest
-import redis
 
 from sandbox import Outcome
-from stack.redis_server import PrivateRedis
+from settings import ANONYMOUS
+from tasks.admission import Admission
 from tasks.store import RUNNING_DEADLINES, JobStore
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[redis.Redis]:
-    private = PrivateRedis().start()
-    yield redis.Redis.from_url(private.url)
-    private.cleanup()
 
 
 def started_job(store: JobStore, timeout_ms: int) -> str:
     job_id = str(uuid.uuid4())
-    store.create(job_id, timeout_ms)
+    assert Admission(store, "queue", 1_000, 0, 0).admit(job_id, timeout_ms, ANONYMOUS) is None
     assert store.start(job_id, "worker@host:1") == "run"
     return job_id
 
 
-def test_a_running_job_long_past_its_time_limit_is_failed_as_worker_lost(client):
-    store = JobStore(client, result_ttl=60, pending_ttl=60, overdue_grace_ms=0)
+def test_a_running_job_long_past_its_time_limit_is_failed_as_worker_lost(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60, overdue_grace_ms=0)
     job_id = started_job(store, timeout_ms=1)
     time.sleep(0.05)
     assert store.fail_overdue() == [job_id]
     record = store.get(job_id)
     assert (record.status, record.outcome.error.code) == ("failed", "WORKER_LOST")
-    assert client.zscore(RUNNING_DEADLINES, job_id) is None
+    assert db.zscore(RUNNING_DEADLINES, job_id) is None
 
 
-def test_a_job_within_its_time_limit_is_left_running(client):
-    store = JobStore(client, result_ttl=60, pending_ttl=60, overdue_grace_ms=60_000)
+def test_a_job_within_its_time_limit_is_left_running(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60, overdue_grace_ms=60_000)
     job_id = started_job(store, timeout_ms=5_000)
     assert job_id not in store.fail_overdue()
     assert store.get(job_id).status == "running"
 
 
-def test_finishing_a_job_clears_its_deadline(client):
-    store = JobStore(client, result_ttl=60, pending_ttl=60)
+def test_finishing_a_job_clears_its_deadline(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60)
     job_id = started_job(store, timeout_ms=5_000)
-    assert client.zscore(RUNNING_DEADLINES, job_id) is not None
+    assert db.zscore(RUNNING_DEADLINES, job_id) is not None
     assert store.finish(job_id, Outcome(result=1))
-    assert client.zscore(RUNNING_DEADLINES, job_id) is None
+    assert db.zscore(RUNNING_DEADLINES, job_id) is None
 
 
-def test_a_third_delivery_is_lost(client):
-    store = JobStore(client, result_ttl=60, pending_ttl=60)
+def test_a_third_delivery_is_lost(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60)
     job_id = started_job(store, timeout_ms=5_000)
     assert store.start(job_id, "worker@host:2") == "run"
     assert store.start(job_id, "worker@host:3") == "lost"
 
 
-def test_cancel_wins_over_a_later_finish(client):
-    store = JobStore(client, result_ttl=60, pending_ttl=60)
+def test_cancel_wins_over_a_later_finish(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60)
     job_id = started_job(store, timeout_ms=5_000)
     assert store.cancel(job_id) == "running"
     assert not store.finish(job_id, Outcome(result=1))
