@@ -123,6 +123,12 @@ class Bench:
         return samples
 
 
+def large_payload_job_ms(count: int = 5) -> float:
+    """A job whose payload is a 4 MB string, through `sandbox.run` in a fresh process."""
+    job = Job.create("export function run(p) { return p.s.length }", "run", {"s": "x" * 4_000_000})
+    return median([timed_ms(lambda: run(job)) for _ in range(count)])
+
+
 def prespawned_job_ms(count: int = 60) -> float:
     """From handing a trivial job to an idle pre-started process to its outcome (p50)."""
     job = Job.create(TRIVIAL["script"], "run", TRIVIAL["payload"])
@@ -197,6 +203,7 @@ def main() -> None:
     b = cold_deno_per_second()
     walled, unwalled = sandbox_job_ms()
     handed = prespawned_job_ms()
+    large = large_payload_job_ms()
     redis = PrivateRedis().start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
     service = Service(env=env, workers=1, output=service_log())
@@ -253,6 +260,7 @@ def main() -> None:
     )
     row("  growth", f"{growth * 100:+.1f} %", "< 10 %", growth < 0.10)
     row("job in an idle pre-started process: p50", f"{handed:.1f} ms")
+    row("4 MB payload, sandbox.run in a fresh process: p50", f"{large:.1f} ms")
     row("sandbox.run, fresh process: all OS walls / none", f"{walled:.1f} / {unwalled:.1f} ms")
     row("  cost of cgroups + netns + user switch per job", f"{walled - unwalled:+.1f} ms")
 
