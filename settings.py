@@ -21,12 +21,18 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 3333
     api_processes: int = 2
-    api_threads: int = 128
+    api_connections: int = 4_096  # per API process: open connections served at once
+    api_read_timeout_seconds: int = 10  # a request head must arrive whole, each body read
     max_body_bytes: int = 5 * MIB
+    max_payload_depth: int = 64  # levels of objects and arrays, the payload itself included
     max_queue_depth: int = 1_000
     queue_wait_ms: int = 10_000
     result_ttl_seconds: int = 3_600
-    worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    redis_maxmemory_mb: int = 512  # 0: Redis memory is not bounded
+    stored_results_mb_per_key: int = 128  # 0: no limit
+    worker_concurrency: int | None = None  # None: from memory (tasks.capacity)
+    worker_memory_mb: int | None = None  # None: a fraction of what the machine can give
+    worker_max_concurrency: int = 32
     worker_max_memory_kib: int = 256 * 1024
     task_time_margin_seconds: int = 5
     prespawn: int = 1
@@ -34,6 +40,7 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)  # key -> tenant
     quota_concurrent: int = 0  # 0: no limit
     quota_per_minute: int = 0
+    quota_share_percent: int = 50  # of the live slots, for keys without a concurrent quota
     tenant_quotas: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # overrides
     limits: Limits = Limits()
 
@@ -46,12 +53,16 @@ class Settings:
 _INTS = {
     "API_PORT": "api_port",
     "API_PROCESSES": "api_processes",
-    "API_THREADS": "api_threads",
+    "API_CONNECTIONS": "api_connections",
+    "API_READ_TIMEOUT_SECONDS": "api_read_timeout_seconds",
     "MAX_BODY_BYTES": "max_body_bytes",
+    "MAX_PAYLOAD_DEPTH": "max_payload_depth",
     "MAX_QUEUE_DEPTH": "max_queue_depth",
     "QUEUE_WAIT_MS": "queue_wait_ms",
     "RESULT_TTL_SECONDS": "result_ttl_seconds",
     "WORKER_CONCURRENCY": "worker_concurrency",
+    "WORKER_MEMORY_MB": "worker_memory_mb",
+    "WORKER_MAX_CONCURRENCY": "worker_max_concurrency",
     "WORKER_MAX_MEMORY_KIB": "worker_max_memory_kib",
     "TASK_TIME_MARGIN_SECONDS": "task_time_margin_seconds",
     "PRESPAWN": "prespawn",
@@ -69,6 +80,9 @@ _LIMIT_INTS = {
 _COUNTS = {  # 0 allowed: no limit
     "QUOTA_CONCURRENT": "quota_concurrent",
     "QUOTA_PER_MINUTE": "quota_per_minute",
+    "QUOTA_SHARE_PERCENT": "quota_share_percent",
+    "REDIS_MAXMEMORY_MB": "redis_maxmemory_mb",
+    "STORED_RESULTS_MB_PER_KEY": "stored_results_mb_per_key",
 }
 _STRINGS = {
     "REDIS_URL": "redis_url",
@@ -93,6 +107,9 @@ def _count(env: Mapping[str, str], name: str) -> int:
 
 
 MIN_KEY_LENGTH = 16
+# Python's JSON parser and pickle recurse once or twice per level, against a limit of
+# 1,000 frames: payloads nested deeper than this could not cross every process safely.
+MAX_PAYLOAD_DEPTH_LIMIT = 256
 ANONYMOUS = "anonymous"  # the one tenant of a service without keys
 QUOTA_OPTIONS = ("concurrent", "per_minute")
 
@@ -156,5 +173,9 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
     values |= {f: _int(env, n) for n, f in _INTS.items() if env.get(n)}
     values |= {f: _count(env, n) for n, f in _COUNTS.items() if env.get(n)}
     limits = {f: _int(env, n) for n, f in _LIMIT_INTS.items() if env.get(n)}
+    if values.get("max_payload_depth", 0) > MAX_PAYLOAD_DEPTH_LIMIT:  # type: ignore[operator]
+        raise ValueError(f"MAX_PAYLOAD_DEPTH must be at most {MAX_PAYLOAD_DEPTH_LIMIT}")
+    if values.get("quota_share_percent", 0) > 100:  # type: ignore[operator]
+        raise ValueError("QUOTA_SHARE_PERCENT must be at most 100")
     keys, quotas = api_keys(env)
     return Settings(**values, api_keys=keys, tenant_quotas=quotas, limits=Limits(**limits))  # type: ignore[arg-type]

@@ -9,8 +9,10 @@ import event_log
 from api import docs, errors, metrics
 from api.auth import Keys, protect
 from api.routes import bp
-from tasks.admission import Admission
+from sandbox.limits import MIB
+from tasks.admission import Admission, SlotShare
 from tasks.app import job_store, settings
+from tasks.heartbeat import live_slots
 
 
 def create_app() -> Flask:
@@ -28,6 +30,8 @@ def create_app() -> Flask:
         settings.quota_concurrent,
         settings.quota_per_minute,
         settings.tenant_quotas,
+        share=_slot_share(),
+        stored_bytes=settings.stored_results_mb_per_key * MIB,
     )
     app.config["METRICS"] = metrics.registry(store, settings.queue_name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -38,6 +42,14 @@ def create_app() -> Flask:
     for blueprint in (bp, metrics.bp, docs.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def _slot_share() -> SlotShare | None:
+    """With two keys or more, a key without a concurrent quota may hold QUOTA_SHARE_PERCENT
+    of the live workers' slots; with one tenant there is nobody to be fair to."""
+    if len(set(settings.api_keys.values())) < 2 or not settings.quota_share_percent:
+        return None
+    return SlotShare(settings.quota_share_percent, live_slots)
 
 
 def _log_requests(app: Flask) -> None:

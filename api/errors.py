@@ -5,7 +5,7 @@ import logging
 import kombu.exceptions
 import redis
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
@@ -37,11 +37,18 @@ def register(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     @app.errorhandler(kombu.exceptions.OperationalError)
     def broker_down(error: Exception) -> tuple[Response, int]:
+        if "maxmemory" in str(error):  # OOM: admission's own check normally comes first
+            log.warning("Redis is out of memory: %s", error)
+            return api_error(Unavailable("Result store is full (Redis out of memory); retry later"))
         log.warning("Redis unreachable: %s", error)
         return api_error(Unavailable("Job queue is unavailable (Redis unreachable); retry later"))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[Response, int]:
+        if isinstance(error, ClientDisconnected):  # a body read timed out (or hit EOF)
+            seconds = app.config["SETTINGS"].api_read_timeout_seconds
+            message = f"Request body incomplete: nothing received for {seconds} s"
+            return jsonify(error=message), 408
         if error.code == 405 and request.path in SYNC_PATHS:
             return Response(
                 "Only POST", status=405, mimetype="text/plain", headers={"Allow": "POST"}

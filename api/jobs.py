@@ -1,7 +1,6 @@
 """Turning a valid request into a queued job, and reading jobs back."""
 
 import contextlib
-import json
 import math
 import time
 import uuid
@@ -9,30 +8,42 @@ import uuid
 import redis
 from pydantic import ValidationError
 
+import safe_json
 from api.errors import ApiError, Unavailable
 from api.schema import RunRequest, describe
 from sandbox import InvalidJob, Job
+from sandbox.limits import MIB
 from settings import Settings
 from tasks.admission import Admission, Refusal
 from tasks.run import submit
-from tasks.store import RUNNING, JobRecord, JobStore
+from tasks.store import ADMIT_HIGH_WATER, RUNNING, JobRecord, JobStore
 
 MAX_LONG_POLL_SECONDS = 60
 
 
 def parse_job(body: bytes, settings: Settings) -> Job:
+    """The job a request body describes; 400 naming what is wrong, nothing raised deeper."""
+    depth = settings.max_payload_depth
     try:
-        data = json.loads(body)
+        data = safe_json.loads(body)
+    except safe_json.TooDeep:
+        message = f"Request body nests too deeply: payload may nest at most {depth} levels"
+        raise ApiError(400, message) from None
+    except safe_json.Refused as error:  # NaN, Infinity, 1e999
+        raise ApiError(400, str(error)) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "Request body must be valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
     try:
         request = RunRequest.model_validate(data)
+        payload = request.payload
+        if safe_json.could_nest_deeper_than(body, depth) and safe_json.deeper_than(payload, depth):
+            raise InvalidJob(f"payload nests deeper than {depth} levels")
         return Job.create(
             request.script,
             request.fn,
-            request.payload,
+            payload,
             request.timeout,
             settings.limits,
             memory_mb=request.memory,
@@ -63,14 +74,30 @@ def enqueue(admission: Admission, job: Job, tenant: str) -> str:
 def refused(refusal: Refusal) -> ApiError:
     if refusal.limit == "queue":
         return Unavailable(f"Queue is full ({refusal.allowed} jobs waiting); retry later")
+    if refusal.limit == "memory":
+        return Unavailable(
+            f"Result store is full (Redis uses {_mib(refusal.used)} of its {_mib(refusal.allowed)}"
+            f" limit, over the {ADMIT_HIGH_WATER:.0%} at which new jobs are refused); retry later,"
+            " once stored results expire"
+        )
+    retry_after = str(math.ceil(refusal.retry_after_ms / 1000))
+    if refusal.limit == "stored":
+        message = (
+            f"Results stored for this API key take {_mib(refusal.used)}, its limit is"
+            f" {_mib(refusal.allowed)}; retry once older results expire"
+        )
+        return ApiError(429, message, {"Retry-After": retry_after})
     if refusal.limit == "concurrent":
         message = f"Too many jobs in flight for this API key (limit {refusal.allowed})"
     else:
         message = (
             f"Too many jobs submitted in the last minute for this API key (limit {refusal.allowed})"
         )
-    retry_after = str(math.ceil(refusal.retry_after_ms / 1000))
     return ApiError(429, message + "; retry later", {"Retry-After": retry_after})
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.1f} MiB"
 
 
 def wait_for_sync(store: JobStore, job_id: str, job: Job, settings: Settings) -> JobRecord | None:

@@ -174,7 +174,17 @@ def _refusals(settings: Settings) -> dict[str, Any]:
     """What any submission may be refused with, before a job exists."""
     return {
         "400": _error("The body is not JSON, not an object, or breaks the schema"),
+        "408": _error(
+            f"The body stopped arriving: nothing for {settings.api_read_timeout_seconds} s"
+        ),
         "413": _error(f"The body is larger than {settings.max_body_bytes} bytes"),
-        "429": _error("A quota of this API key is used up", _RETRY_AFTER),
+        "429": _error(
+            "A quota of this API key (jobs in flight, per minute, stored results) is used up",
+            _RETRY_AFTER,
+        ),
         **_common(settings),
+        "503": _error(
+            "Redis is unreachable, the queue is full, or the result store is full; retry later",
+            _RETRY_AFTER,
+        ),
     }

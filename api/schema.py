@@ -51,7 +51,10 @@ class RunRequest(BaseModel):
         description="An ES module (JavaScript or TypeScript); `code` is accepted as an alias",
     )
     fn: StrictStr = Field(min_length=1, description="The exported function to call")
-    payload: dict[str, Any] = Field(description="The function's only argument")
+    payload: dict[str, Any] = Field(
+        description="The function's only argument; it may nest MAX_PAYLOAD_DEPTH (default 64) "
+        "levels of objects and arrays, itself included, and its numbers must be finite"
+    )
     timeout: Milliseconds | None = Field(
         default=None,
         description="Milliseconds; the default is JOB_DEFAULT_TIMEOUT_MS, "
@@ -80,14 +83,19 @@ FailureCode = Annotated[
     Field(
         description="SYNTAX_ERROR, FUNCTION_NOT_FOUND, RUNTIME_ERROR, TIMEOUT_ERROR, "
         "MEMORY_LIMIT_ERROR, RESULT_NOT_SERIALIZABLE, OUTPUT_LIMIT_ERROR, PROCESS_ERROR, "
-        "CANCELLED, WORKER_LOST, or the string `code` of the error the function threw",
+        "CANCELLED, WORKER_LOST, INVALID_JOB, "
+        "or the string `code` of the error the function threw",
         examples=["RUNTIME_ERROR"],
     ),
 ]
 
 
 class RunResult(BaseModel):
-    result: Any = Field(description="What the function returned (bytes become data: URIs)")
+    result: Any = Field(
+        default=None,
+        description="What the function returned (bytes become data: URIs); absent when it "
+        "returned undefined",
+    )
     logs: list[LogEntry]
 
 

@@ -6,13 +6,17 @@ prints one table with the targets beside the figures.
 
 import contextlib
 import os
+import resource
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import requests
 
@@ -33,6 +37,11 @@ SPIN = {
     "timeout": 2000,
 }
 CLIENTS = 16
+SLEEPER = {
+    "script": "export async function run(p) { await new Promise(r => setTimeout(r, p.ms)); return p.ms }",
+    "fn": "run",
+}
+FAIR_KEYS = {"alice": "alice-bench-key-0123456789", "bob": "bob-bench-key-0123456789"}
 
 
 @contextlib.contextmanager
@@ -81,15 +90,20 @@ def cold_deno_per_second(seconds: float = 5.0) -> float:
 
 
 class Bench:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str | None = None) -> None:
         self.url = url
         self.local = threading.local()
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
-    def post(self, body: dict) -> requests.Response:
+    def session(self) -> requests.Session:
         session = getattr(self.local, "session", None)
         if session is None:
             session = self.local.session = requests.Session()
-        response = session.post(self.url + "/", json=body, timeout=60)
+            session.headers.update(self.headers)
+        return session
+
+    def post(self, body: dict) -> requests.Response:
+        response = self.session().post(self.url + "/", json=body, timeout=60)
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
         return response
@@ -121,6 +135,149 @@ class Bench:
         while time.monotonic() < deadline:
             samples.append(timed_ms(lambda: self.post(TRIVIAL)))
         return samples
+
+    def for_seconds(self, body: dict, seconds: float) -> list[float]:
+        """One client, back to back, for `seconds`."""
+        samples = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            samples.append(timed_ms(lambda: self.post(body)))
+        return samples
+
+    def submit(self, body: dict, count: int) -> list[str]:
+        """`count` jobs through POST /jobs, once all of them run."""
+        ids = []
+        for _ in range(count):
+            response = self.session().post(self.url + "/jobs", json=body, timeout=10)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+        for job_id in ids:
+            self.wait_status(job_id, "running")
+        return ids
+
+    def wait_status(self, job_id: str, *wanted: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while self.session().get(f"{self.url}/jobs/{job_id}").json()["status"] not in wanted:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {job_id} is not {wanted} after {seconds} s")
+            time.sleep(0.02)
+
+    def parallel_wall_ms(self, body: dict, count: int) -> float:
+        """`count` sync requests sent at once: from the first sent to the last answered."""
+        ready = threading.Barrier(count + 1)
+
+        def one(_: int) -> None:
+            self.session()  # connected before the start
+            ready.wait()
+            self.post(body)
+
+        with ThreadPoolExecutor(count) as pool:
+            done = [pool.submit(one, index) for index in range(count)]
+            ready.wait()
+            started = time.perf_counter()
+            for future in done:
+                future.result()
+        return (time.perf_counter() - started) * 1000
+
+
+@dataclass
+class Fairness:
+    slots: int
+    unloaded: list[float]
+    beside_sleepers: list[float]
+    beside_spinners: list[float]
+    parallel_sleeps_ms: float
+
+
+def fairness(env: dict[str, str]) -> Fairness:
+    """Capacity and fairness on a stack of its own with two keys: bob's trivial jobs
+    alone, beside 8 of alice's jobs sleeping 60 s, then beside 8 of her infinite loops
+    (5 s timeouts); and 5 jobs sleeping 100 ms sent at once."""
+    redis = PrivateRedis().start()
+    keys = ",".join(f"{name}:{key}" for name, key in FAIR_KEYS.items())
+    env = dict(env, REDIS_URL=redis.url, API_PORT=str(free_port()), API_KEYS=keys)
+    service = Service(env=env, workers=1, output=service_log())
+    try:
+        service.start()
+        service.wait_ready()
+        alice = Bench(service.url, FAIR_KEYS["alice"])
+        bob = Bench(service.url, FAIR_KEYS["bob"])
+        bob.for_seconds(TRIVIAL, 1.0)
+        unloaded = bob.for_seconds(TRIVIAL, 3.0)
+        sleepers = alice.submit({**SLEEPER, "payload": {"ms": 60_000}, "timeout": 70_000}, 8)
+        beside_sleepers = bob.for_seconds(TRIVIAL, 3.0)
+        for job_id in sleepers:
+            alice.session().delete(f"{service.url}/jobs/{job_id}", timeout=10)
+        spinners = alice.submit({**SPIN, "timeout": 5000}, 8)
+        beside_spinners = bob.for_seconds(TRIVIAL, 3.0)
+        for job_id in spinners:
+            alice.wait_status(job_id, "failed")
+        walls = [bob.parallel_wall_ms({**SLEEPER, "payload": {"ms": 100}}, 5) for _ in range(5)]
+        return Fairness(
+            service.worker_slots, unloaded, beside_sleepers, beside_spinners, median(walls)
+        )
+    finally:
+        service.stop()
+        redis.cleanup()
+
+
+@dataclass
+class FrontDoor:
+    threads_files_before: tuple[int, int]
+    threads_files_during: tuple[int, int]
+    first_ms: float
+    then_ms: list[float]
+
+
+def front_door(env: dict[str, str], idle: int = 1_000, polls: int = 500) -> FrontDoor:
+    """On a stack of its own (default API settings): `idle` connections sending a request
+    head that never ends and `polls` long-polls on a sleeping job, all at once; the API
+    processes' threads and open files, and another client's trivial jobs meanwhile."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, idle + polls + 500)), hard))
+    redis = PrivateRedis().start()
+    env = dict(env, REDIS_URL=redis.url, API_PORT=str(free_port()))
+    service = Service(env=env, workers=1, output=service_log())
+    sockets: list[socket.socket] = []
+    try:
+        service.start()
+        service.wait_ready()
+        bench = Bench(service.url)
+        bench.post(TRIVIAL)
+        job = bench.submit({**SLEEPER, "payload": {"ms": 20_000}, "timeout": 25_000}, 1)[0]
+        before = api_threads_files(service)
+        address = (service.settings.api_host, service.settings.api_port)
+        for _ in range(idle):
+            sockets.append(socket.create_connection(address))
+            sockets[-1].sendall(b"POST / HTTP/1.1\r\nHost: bench\r\n")
+        for _ in range(polls):
+            sockets.append(socket.create_connection(address))
+            sockets[-1].sendall(f"GET /jobs/{job}?wait=15 HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        first = timed_ms(lambda: requests.post(service.url + "/", json=TRIVIAL, timeout=60))
+        then = [
+            timed_ms(lambda: requests.post(service.url + "/", json=TRIVIAL, timeout=60))
+            for _ in range(5)
+        ]
+        during = api_threads_files(service)
+        bench.session().delete(f"{service.url}/jobs/{job}", timeout=10)
+        return FrontDoor(before, during, first, then)
+    finally:
+        for sock in sockets:
+            sock.close()
+        service.stop()
+        redis.cleanup()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def api_threads_files(service: Service) -> tuple[int, int]:
+    """OS threads and open files of the gunicorn worker processes, all added up."""
+    threads = files = 0
+    for child in service.supervisor.children:
+        if child.name == "api" and child.process is not None:
+            for pid in descendants(child.process.pid)[1:]:  # the master's workers
+                threads += len(os.listdir(f"/proc/{pid}/task"))
+                files += len(os.listdir(f"/proc/{pid}/fd"))
+    return threads, files
 
 
 def large_payload_job_ms(count: int = 5) -> float:
@@ -224,12 +381,11 @@ def main() -> None:
         service.stop()
         redis.cleanup()
     sync_two = sequential_with(env, TRIVIAL, 300, PRESPAWN="2")
+    fair = fairness(env)
+    door = front_door(env)
     p50, none_p50 = median(sync), median(none)
     growth = (rss_after - rss_before) / rss_before
-    print()
-    print(f"| {'measure':<46} | {'figure':>28} | {'target':<18} | {'met?':<7} |")
-
-    print("|" + "-" * 48 + "|" + "-" * 30 + "|" + "-" * 20 + "|" + "-" * 9 + "|")
+    header()
     row("F: cold `deno run` of an empty script, median", f"{f:.1f} ms")
     row(
         "sync POST / trivial job: p50 / p95 / p99",
@@ -263,9 +419,58 @@ def main() -> None:
     row("4 MB payload, sandbox.run in a fresh process: p50", f"{large:.1f} ms")
     row("sandbox.run, fresh process: all OS walls / none", f"{walled:.1f} / {unwalled:.1f} ms")
     row("  cost of cgroups + netns + user switch per job", f"{walled - unwalled:+.1f} ms")
+    fairness_rows(fair)
+    front_door_rows(door)
+
+
+def header() -> None:
+    print()
+    print(f"| {'measure':<46} | {'figure':>28} | {'target':<18} | {'met?':<7} |")
+    print("|" + "-" * 48 + "|" + "-" * 30 + "|" + "-" * 20 + "|" + "-" * 9 + "|")
+
+
+def fairness_rows(fair: Fairness) -> None:
+    alone = percentile(fair.unloaded, 95)
+    row("worker slots (from memory, this machine)", f"{fair.slots}")
+    row("key B trivial job alone: p50 / p95", f"{median(fair.unloaded):.1f} / {alone:.1f} ms")
+    for name, samples, most in (
+        ("beside 8 sleepers of key A", fair.beside_sleepers, 3),
+        ("beside 8 while(true) of key A", fair.beside_spinners, 4),
+    ):
+        p95 = percentile(samples, 95)
+        row(f"  {name}: p95", f"{p95:.1f} ms (n={len(samples)})")
+        row("    / alone p95", f"{p95 / alone:.2f}", f"<= {most}", p95 / alone <= most)
+    wall = fair.parallel_sleeps_ms
+    row("5 parallel jobs sleeping 100 ms: wall (median)", f"{wall:.1f} ms")
+    row("  wall / 100 ms", f"{wall / 100:.2f}", "<= 2.5", wall / 100 <= 2.5)
+
+
+def front_door_rows(door: FrontDoor) -> None:
+    (threads, files), (busy_threads, busy_files) = (
+        door.threads_files_before,
+        door.threads_files_during,
+    )
+    row("API threads / open files, no client", f"{threads} / {files}")
+    row("  with 1,000 idle sockets + 500 long-polls", f"{busy_threads} / {busy_files}")
+    extra = busy_threads - threads
+    row("    threads added", f"{extra:+d}", "none per socket", extra < 16)
+    row(
+        "  trivial job beside them: first / p50",
+        f"{door.first_ms:.0f} / {median(door.then_ms):.0f} ms",
+    )
+    row("    p50", f"{median(door.then_ms):.0f} ms", "< 1000 ms", median(door.then_ms) < 1000)
 
 
 if __name__ == "__main__":
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is needed (make installs it)")
-    main()
+    if sys.argv[1:] == ["fairness"]:  # `python -m bench fairness`: these rows only
+        result = fairness(dict(os.environ))
+        header()
+        fairness_rows(result)
+    elif sys.argv[1:] == ["front-door"]:  # `python -m bench front-door`: these rows only
+        door = front_door(dict(os.environ))
+        header()
+        front_door_rows(door)
+    else:
+        main()

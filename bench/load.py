@@ -111,7 +111,7 @@ def burst(url: str, redis_url: str, count: int = BURST) -> str:
 
 def main() -> None:
     print(f"{os.cpu_count()} cores, started {datetime.now():%Y-%m-%d %H:%M}")
-    service, private = stack(workers=2, WORKER_CONCURRENCY="32", API_THREADS="128")
+    service, private = stack(workers=2, WORKER_CONCURRENCY="32")
     try:
         sync_clients(service.url)
     finally:
@@ -121,7 +121,7 @@ def main() -> None:
         service, private = stack(workers=workers, MAX_QUEUE_DEPTH=str(BURST * 2))
         try:
             print(
-                f"async burst, {workers} worker process(es) x concurrency {service.settings.worker_concurrency}:"
+                f"async burst, {workers} worker process(es) x concurrency {service.worker_slots}:"
             )
             print("  " + burst(service.url, private.url))
         finally:

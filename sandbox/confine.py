@@ -9,6 +9,7 @@ Detected once per process, used when the host allows them:
 
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import pwd
@@ -25,6 +26,7 @@ PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, not in children between fork and exec
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 JOBS_GROUP = "sandbox-jobs"
+GROUP_PREFIX = "group-"  # + hash of a group's name: CPU groups that weigh alike (v1 `cpu`)
 CPU_PERIOD_US = 100_000
 MAX_THREADS = 128
 
@@ -138,12 +140,38 @@ def owner_is_gone(name: str, prefix: str) -> bool:
 
 
 def remove_orphaned_groups(base: Path) -> None:
-    """Job groups left by a worker that died mid-job (its pid is in the name)."""
-    for group in base.glob("job-*"):
+    """Job groups left by a worker that died mid-job (its pid is in the name), also
+    inside the CPU groups of job groups (`group-*`), which go when empty."""
+    for group in [*base.glob("job-*"), *base.glob(f"{GROUP_PREFIX}*/job-*")]:
         if owner_is_gone(group.name, "job-"):
             _kill_members(group)
             with contextlib.suppress(OSError):
                 group.rmdir()
+    for parent in base.glob(f"{GROUP_PREFIX}*"):
+        with contextlib.suppress(OSError):  # still holds jobs: it stays
+            parent.rmdir()
+
+
+LONG_JOB_NICE = 10  # without cgroups: a job that runs a while yields to short ones
+
+
+def lower_priority(pid: int, nice: int = LONG_JOB_NICE) -> bool:
+    """Lower the CPU priority of every thread of process `pid` (threads it starts later
+    inherit it), and of its autogroup, where the kernel weighs sessions as groups."""
+    lowered = False
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+                lowered = True
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    return lowered
+
+
+def group_dir_name(group: str) -> str:
+    """A directory name for any group name (tenant names may hold any character)."""
+    return GROUP_PREFIX + hashlib.sha256(group.encode()).hexdigest()[:16]
 
 
 def _enable_v2_controllers(base: Path) -> bool:
@@ -216,6 +244,39 @@ class JobCgroup:
             self._write("cpu", "cpu.cfs_period_us", "", str(CPU_PERIOD_US))
             self._write("cpu", "cpu.cfs_quota_us", "", quota)
         self._write("pids", "pids.max", "pids.max", str(MAX_THREADS))
+
+    def move_cpu(self, group: str, pid: int) -> bool:
+        """Move process `pid` from its own CPU group into one under `group`'s, so all the
+        jobs of a group together weigh as much as any other group's (cgroup v1, where CPU
+        is a hierarchy of its own; memory and pids stay where they are). The job keeps its
+        quota of `cpus`. False if it stays where it is (v2, no CPU group, or refused)."""
+        old = self.dirs.get("cpu")
+        if self.version != 1 or old is None or old.parent.name.startswith(GROUP_PREFIX):
+            return False
+        parent = old.parent / group_dir_name(group)
+        new = parent / old.name
+        try:
+            for _ in range(3):  # a worker starting up may remove the empty parent meanwhile
+                try:
+                    parent.mkdir(exist_ok=True)
+                    new.mkdir()
+                    break
+                except FileNotFoundError:
+                    continue
+            for name in ("cpu.cfs_period_us", "cpu.cfs_quota_us"):
+                (new / name).write_text((old / name).read_text())
+            (new / "cgroup.procs").write_text(str(pid))
+        except OSError as error:
+            log.warning("job stays in its own CPU group (%s)", error)
+            with contextlib.suppress(OSError):
+                new.rmdir()
+            return False
+        self.dirs["cpu"] = new
+        try:
+            old.rmdir()
+        except OSError:
+            self.dirs["cpu-left"] = old  # removed with the others
+        return True
 
     @property
     def procs_files(self) -> list[str]:

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from sandbox.channel import CHANNEL, open_channel
 from sandbox.confine import die_with_parent, owner_is_gone
 from sandbox.job import Job
 from sandbox.limits import Limits
@@ -33,16 +34,22 @@ def template(argv: tuple[str, ...]) -> Path:
     root = Path(tempfile.mkdtemp(prefix=f"{TEMPLATE_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, root, True)
     deno_dir = root / "deno"
-    subprocess.run(  # our own fixed job, but it must not outlive us either
-        argv,
-        preexec_fn=die_with_parent,
-        input=WARM_UP_JOB.wire("warmup", Limits()),
-        env={"DENO_DIR": str(deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    channel = open_channel(root, None)  # its few frames fit the FIFO's buffer unread
+    try:
+        subprocess.run(  # our own fixed job, but it must not outlive us either
+            argv,
+            preexec_fn=die_with_parent,
+            input=WARM_UP_JOB.wire(Limits()),
+            cwd=root,
+            env={"DENO_DIR": str(deno_dir), "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(channel)
+        (root / CHANNEL).unlink()
     deno_dir.mkdir(exist_ok=True)
     for database in deno_dir.glob("*_cache_v2"):  # fold each WAL into its database: less to copy
         with contextlib.closing(sqlite3.connect(database)) as connection:

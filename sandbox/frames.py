@@ -1,40 +1,99 @@
-"""Reading the harness's frames out of a stdout that user code can also write to.
+"""Reading the harness's frames from its private channel, and nothing else.
 
-A frame is one line `<nonce> <kind> <body>`; any other line is user output and
-is dropped. Only the harness knows the nonce, so only it can write frames.
+A frame is one line `<kind> <body>`. Only the harness can write the channel (it
+revoked its own write permission before any user code existed), so a frame that
+breaks this grammar is never user output: it means the process cannot be trusted
+to report, and the job ends as PROCESS_ERROR. Parsing is total: every malformed,
+oversized, unexpected or out-of-order frame raises `ProtocolError` or
+`FrameTooLarge`, never anything else.
 """
 
+import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-LOG, BUFFER, RESULT, ERROR = b"L", b"B", b"R", b"E"
+LOG, BUFFER, STATE, RESULT, ERROR = b"L", b"B", b"S", b"R", b"E"
+LEVELS = frozenset({"log", "info", "warn", "error", "debug"})
+MARKER = re.compile(rb"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
+BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+# A JSON string's escapes, one at a time (so `\\` can never pair with what follows):
+# a surrogate pair stays, a lone surrogate becomes U+FFFD, which UTF-8 can carry.
+_ESCAPES = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 class FrameTooLarge(Exception):
     """The harness sent more than the limits allow: the job's output is too big."""
 
 
+class ProtocolError(Exception):
+    """The channel carried something the harness never sends."""
+
+
+class TooDeep(Exception):
+    """A value nests deeper than the documented limit."""
+
+
+def nesting_depth(raw: bytes, limit: int) -> int:
+    """How deeply the JSON text `raw` nests, counted without recursion; stops past `limit`."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.finditer(_STRING.sub(b"", raw)):
+        if bracket.group() in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        else:
+            depth -= 1
+    return deepest
+
+
+def loads(raw: bytes, max_depth: int) -> Any:
+    """JSON from the harness, every string valid Unicode, nesting at most `max_depth`."""
+    if nesting_depth(raw, max_depth) > max_depth:
+        raise TooDeep
+    if b"\\u" in raw:
+        raw = _ESCAPES.sub(_well_formed, raw)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ProtocolError("a frame's JSON is malformed") from None
+
+
+def _well_formed(escape: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if len(escape.group()) == 6 else escape.group()
+
+
+def _shallow(body: bytes) -> Any:
+    """A frame of fixed shape: one flat JSON object."""
+    try:
+        return loads(body, 1)
+    except TooDeep:
+        raise ProtocolError("a frame nests where it must be flat") from None
+
+
 @dataclass
 class FrameReader:
-    nonce: str
     max_line_bytes: int
     max_total_bytes: int
     max_logs: int
+    max_depth: int
     logs: list[dict[str, Any]] = field(default_factory=list)
-    buffers: dict[int, str] = field(default_factory=dict)
+    buffers: list[str] = field(default_factory=list)
+    busy: bool | None = None  # serving processes: work left in the event loop at the end
     terminal: tuple[bytes, bytes] | None = None
     _pending: bytearray = field(default_factory=bytearray)
-    _skipping: bool = False
     _total: int = 0
 
-    def __post_init__(self) -> None:
-        self._prefix = self.nonce.encode() + b" "
-
     def feed(self, data: bytes) -> None:
-        """Consume a chunk of stdout; stops at the first terminal frame."""
+        """Consume a chunk of the channel."""
         start = 0
-        while self.terminal is None:
+        while True:
             end = data.find(b"\n", start)
             if end == -1:
                 self._keep(data[start:])
@@ -42,33 +101,76 @@ class FrameReader:
             self._keep(data[start:end])
             line = bytes(self._pending)
             self._pending.clear()
-            skipped, self._skipping = self._skipping, False
-            if not skipped:
-                self._line(line)
+            self._line(line)
             start = end + 1
 
     def _keep(self, part: bytes) -> None:
-        if self._skipping or not part:
-            return
+        if self.terminal is not None and part:
+            raise ProtocolError("a frame came after the job's last frame")
         self._pending += part
         if len(self._pending) > self.max_line_bytes:
-            if self._pending.startswith(self._prefix):
-                raise FrameTooLarge
-            self._pending.clear()
-            self._skipping = True  # a huge line of user output: drop it to its end
+            raise FrameTooLarge
 
     def _line(self, line: bytes) -> None:
-        if not line.startswith(self._prefix):
-            return
+        if self.terminal is not None:
+            raise ProtocolError("a frame came after the job's last frame")
         self._total += len(line)
         if self._total > self.max_total_bytes:
             raise FrameTooLarge
-        kind, _, body = line[len(self._prefix) :].partition(b" ")
+        kind, space, body = line.partition(b" ")
+        if not space:
+            raise ProtocolError("a frame has no body")
         if kind == LOG:
-            if len(self.logs) <= self.max_logs:
-                self.logs.append(json.loads(body))
+            self._log(body)
         elif kind == BUFFER:
-            index, _, encoded = body.partition(b" ")
-            self.buffers[int(index)] = encoded.decode("ascii")
+            self._buffer(body)
+        elif kind == STATE and body in (b"busy", b"idle") and self.busy is None:
+            self.busy = body == b"busy"
         elif kind in (RESULT, ERROR):
             self.terminal = (kind, body)
+        else:
+            raise ProtocolError("a frame of an unknown kind, or out of order")
+
+    def _log(self, body: bytes) -> None:
+        entry = _shallow(body)
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("ts"), int)
+            and entry.get("level") in LEVELS
+            and isinstance(entry.get("message"), str)
+            and set(entry) <= {"ts", "level", "message", "truncated"}
+        ):
+            raise ProtocolError("a log frame is malformed")
+        if len(self.logs) > self.max_logs:
+            raise ProtocolError("more log frames than the limit allows")
+        self.logs.append(entry)
+
+    def _buffer(self, body: bytes) -> None:
+        index, _, encoded = body.partition(b" ")
+        if index != str(len(self.buffers)).encode() or not BASE64.fullmatch(encoded):
+            raise ProtocolError("a binary frame is malformed or out of order")
+        try:
+            binascii.a2b_base64(encoded, strict_mode=True)
+        except binascii.Error:
+            raise ProtocolError("a binary frame is not base64") from None
+        self.buffers.append(encoded.decode("ascii"))
+
+    def error(self) -> dict[str, Any]:
+        """The terminal `E` frame's fields."""
+        data = _shallow(self.terminal[1]) if self.terminal else None
+        if not (
+            isinstance(data, dict)
+            and set(data) == {"message", "code", "stack", "thrown"}
+            and all(isinstance(data[key], str) for key in ("message", "code", "stack"))
+            and isinstance(data["thrown"], bool)
+        ):
+            raise ProtocolError("an error frame is malformed")
+        return data
+
+    def result(self) -> tuple[bytes, bytes | None]:
+        """The terminal `R` frame: the buffer marker, and the result's JSON (None: undefined)."""
+        body = self.terminal[1] if self.terminal else b""
+        marker, space, json_text = body.partition(b" ")
+        if not MARKER.fullmatch(marker):
+            raise ProtocolError("a result frame is malformed")
+        return marker, json_text if space else None

@@ -2,151 +2,66 @@
 // `--serve`, job after job (for trusted code only: jobs share the process).
 //
 // A job arrives on stdin as one line of JSON, so the process can be started
-// before the job exists. Everything the job reports goes to stdout as frames
-// `\n<nonce> <kind> <body>\n`: the nonce comes with the job and lives only in
-// this module's closure, so user code, which can write to stdout freely,
-// cannot forge a frame. Every built-in the harness uses after user code has
-// run is captured below, before user code can patch it.
+// before the job exists. Everything the job reports goes out as frames
+// `<kind> <body>\n` on the file `frames` (a FIFO the runner reads): the harness
+// opens it, then revokes every write permission before any user code exists, so
+// the open handle in this module's closure is the only way to write a frame.
+// User code may write to stdout and stderr as it likes; nobody reads stdout.
+//
+// Every built-in the harness uses once user code may have run is captured in
+// the section below (each tagged `capture:`); the code after the section calls
+// only these and its own functions. tests/security/test_harness_captures.py
+// patches each captured built-in in a hostile job and holds the code after the
+// section to that rule.
 
 const internal = Deno[Deno.internal];
 const core = internal.core; // frozen by Deno: its functions cannot be swapped
+delete Deno[Deno.internal];
+
+const channel = Deno.openSync("frames", { write: true });
+const channelRid = channel[core.internalRidSymbol];
+Deno.permissions.revokeSync({ name: "write" });
+
+const { apply, getOwnPropertyDescriptor, getPrototypeOf } = Reflect; // capture: Reflect.apply
 const opWriteSync = core.writeSync;
 const isAnyArrayBuffer = core.isAnyArrayBuffer;
 const isArrayBufferView = core.isArrayBufferView;
 const isDataView = core.isDataView;
 const isNativeError = core.isNativeError;
+const hasMoreWork = core.eventLoopHasMoreWork;
 const DenoConsole = internal.Console;
-delete Deno[Deno.internal];
-
-const { apply, getOwnPropertyDescriptor, getPrototypeOf } = Reflect;
-const jsonStringify = JSON.stringify;
+const jsonStringify = JSON.stringify; // capture: JSON.stringify
+const jsonParse = JSON.parse; // capture: JSON.parse
 const encoder = new TextEncoder();
-const encode = TextEncoder.prototype.encode;
-const U8 = Uint8Array;
-const subarray = U8.prototype.subarray;
-const toBase64 = U8.prototype.toBase64;
-const typedArrayProto = getPrototypeOf(U8.prototype);
-const taBuffer = getOwnPropertyDescriptor(typedArrayProto, "buffer").get;
-const taOffset = getOwnPropertyDescriptor(typedArrayProto, "byteOffset").get;
-const taLength = getOwnPropertyDescriptor(typedArrayProto, "byteLength").get;
-const dvBuffer = getOwnPropertyDescriptor(DataView.prototype, "buffer").get;
-const dvOffset = getOwnPropertyDescriptor(DataView.prototype, "byteOffset").get;
-const dvLength = getOwnPropertyDescriptor(DataView.prototype, "byteLength").get;
-const startsWith = String.prototype.startsWith;
-const sliceString = String.prototype.slice;
-const indexOf = String.prototype.indexOf;
-const StringCtor = String;
-const inspect = Deno.inspect;
-const dateNow = Date.now;
-const exit = Deno.exit;
-
-const serving = Deno.args[0] === "--serve";
-const jsonParse = JSON.parse;
-const stdinRead = Deno.stdin.read.bind(Deno.stdin);
+const encode = TextEncoder.prototype.encode; // capture: TextEncoder.prototype.encode
 const decoder = new TextDecoder();
-const decode = TextDecoder.prototype.decode;
-const U8Set = U8.prototype.set;
-const U8Slice = U8.prototype.slice;
-const U8IndexOf = U8.prototype.indexOf;
-const PromiseCtor = Promise;
-
-// The job being run now; `finished` once its terminal frame is out.
-let job = null;
-let nonce = "";
-let maxLogLines = 0;
-let maxLogBytes = 0;
-let maxResultBytes = 0;
-let scriptUrl = "";
-let finished = true;
-let jobDone = () => {};
-
-function startJob(line) {
-  job = jsonParse(line);
-  nonce = job.nonce;
-  maxLogLines = job.maxLogLines;
-  maxLogBytes = job.maxLogBytes;
-  maxResultBytes = job.maxResultBytes;
-  // The nonce makes each job's module URL new, so no job reuses a cached module.
-  const source = job.script + "\n// job " + nonce + "\n";
-  scriptUrl = "data:application/typescript;base64," + apply(toBase64, apply(encode, encoder, [source]), []);
-  logLines = 0;
-  logBytes = 0;
-  logsTruncated = false;
-  finished = false;
-  return new PromiseCtor((resolve) => (jobDone = resolve));
-}
-
-// Yields stdin line by line (a job is one line of JSON), the last line at EOF. The
-// buffer doubles when full and only new bytes are searched, so a large job costs
-// linear time to read.
-async function* stdinLines() {
-  let buffer = new U8(65536);
-  let length = 0;
-  for (;;) {
-    if (length === buffer.length) {
-      const bigger = new U8(buffer.length * 2);
-      apply(U8Set, bigger, [buffer]);
-      buffer = bigger;
-    }
-    const n = await stdinRead(apply(subarray, buffer, [length]));
-    if (n === null) break;
-    let searched = length;
-    length += n;
-    let end;
-    while ((end = apply(U8IndexOf, apply(subarray, buffer, [0, length]), [10, searched])) !== -1) {
-      yield apply(decode, decoder, [apply(subarray, buffer, [0, end])]);
-      apply(U8Set, buffer, [apply(U8Slice, buffer, [end + 1, length])]);
-      length -= end + 1;
-      searched = 0;
-    }
-  }
-  if (length > 0) yield apply(decode, decoder, [apply(subarray, buffer, [0, length])]);
-}
-
-function writeFrame(kind, body) {
-  let bytes = apply(encode, encoder, ["\n" + nonce + " " + kind + " " + body + "\n"]);
-  while (bytes.length > 0) {
-    const n = opWriteSync(1, bytes);
-    bytes = apply(subarray, bytes, [n]);
-  }
-}
-
-function quote(text) {
-  return jsonStringify(StringCtor(text)); // a string primitive: no toJSON is consulted
-}
-
-function finish(kind, body) {
-  if (finished) return;
-  finished = true;
-  writeFrame(kind, body);
-  if (!serving) exit(0);
-  jobDone();
-}
-
-// ---- logs -----------------------------------------------------------------
-
-let logLines = 0;
-let logBytes = 0;
-let logsTruncated = false;
-
-function emitLog(level, message) {
-  if (finished || logsTruncated) return;
-  const room = maxLogBytes - logBytes;
-  if (logLines >= maxLogLines || room <= 0) {
-    logsTruncated = true;
-    writeFrame(
-      "L",
-      '{"ts":' + dateNow() + ',"level":"warn","truncated":true,"message":' +
-        quote(`[log output truncated: limit is ${maxLogLines} lines, ${maxLogBytes} bytes]`) +
-        "}",
-    );
-    return;
-  }
-  if (message.length > room) message = apply(sliceString, message, [0, room]);
-  logLines += 1;
-  logBytes += message.length;
-  writeFrame("L", '{"ts":' + dateNow() + ',"level":"' + level + '","message":' + quote(message) + "}");
-}
+const decode = TextDecoder.prototype.decode; // capture: TextDecoder.prototype.decode
+const U8 = Uint8Array; // capture: Uint8Array
+const U8Set = U8.prototype.set; // capture: Uint8Array.prototype.set
+const U8IndexOf = U8.prototype.indexOf; // capture: Uint8Array.prototype.indexOf
+const toBase64 = U8.prototype.toBase64; // capture: Uint8Array.prototype.toBase64
+const typedArrayProto = getPrototypeOf(U8.prototype);
+const taBuffer = getOwnPropertyDescriptor(typedArrayProto, "buffer").get; // capture: get TypedArray.prototype.buffer
+const taOffset = getOwnPropertyDescriptor(typedArrayProto, "byteOffset").get; // capture: get TypedArray.prototype.byteOffset
+const taLength = getOwnPropertyDescriptor(typedArrayProto, "byteLength").get; // capture: get TypedArray.prototype.byteLength
+const dvBuffer = getOwnPropertyDescriptor(DataView.prototype, "buffer").get; // capture: get DataView.prototype.buffer
+const dvOffset = getOwnPropertyDescriptor(DataView.prototype, "byteOffset").get; // capture: get DataView.prototype.byteOffset
+const dvLength = getOwnPropertyDescriptor(DataView.prototype, "byteLength").get; // capture: get DataView.prototype.byteLength
+const startsWith = String.prototype.startsWith; // capture: String.prototype.startsWith
+const sliceString = String.prototype.slice; // capture: String.prototype.slice
+const indexOf = String.prototype.indexOf; // capture: String.prototype.indexOf
+const StringCtor = String; // capture: String
+const inspect = Deno.inspect; // capture: Deno.inspect
+const dateNow = Date.now; // capture: Date.now
+const exit = Deno.exit; // capture: Deno.exit
+const stdinRead = Deno.stdin.read.bind(Deno.stdin); // capture: Deno.stdin.read
+const PromiseCtor = Promise; // capture: Promise
+const TypeErrorCtor = TypeError; // capture: TypeError
+const preventDefault = Event.prototype.preventDefault; // capture: Event.prototype.preventDefault
+const errorOf = getOwnPropertyDescriptor(ErrorEvent.prototype, "error").get; // capture: get ErrorEvent.prototype.error
+const reasonOf = getOwnPropertyDescriptor(PromiseRejectionEvent.prototype, "reason").get; // capture: get PromiseRejectionEvent.prototype.reason
+const randomUUID = crypto.randomUUID.bind(crypto); // capture: crypto.randomUUID
+const serving = Deno.args[0] === "--serve";
 
 const METHOD_LEVELS = {
   __proto__: null,
@@ -174,17 +89,152 @@ const METHOD_LEVELS = {
   profileEnd: "log",
 };
 const PRINT_LEVELS = { __proto__: null, 2: "warn", 3: "error" };
+const renderer = new DenoConsole((text, printLevel) => render(text, printLevel));
+const renderMethods = { __proto__: null };
+for (const name in METHOD_LEVELS) renderMethods[name] = renderer[name];
+
+// Paths and pids of the host are nobody's business inside a job.
+const HIDDEN = { __proto__: null, execPath: () => "deno", cwd: () => "/", ppid: 0 };
+for (const name in HIDDEN) {
+  const value = HIDDEN[name];
+  Reflect.defineProperty(Deno, name, typeof value === "function" ? { value } : { get: () => value });
+}
+Reflect.defineProperty(Deno, "mainModule", { get: () => "file:///job" });
+
+// The handlers are declared below; declarations are hoisted.
+const userConsole = { __proto__: null };
+for (const name in METHOD_LEVELS) userConsole[name] = consoleMethod(name, METHOD_LEVELS[name]);
+globalThis.console = userConsole;
+
+globalThis.addEventListener("error", onError);
+globalThis.addEventListener("unhandledrejection", onRejection);
+globalThis.addEventListener("beforeunload", onBeforeUnload);
+
+// Warm the module loader before any job arrives. The source is new to this process's
+// DENO_DIR (a copy of a template), so the path every job's module takes (transpiling,
+// recording its analysis, writing its emit) runs now rather than on the job's clock.
+await import("data:application/typescript;base64," + btoa("export const ready: number = 1; // " + Math.random()));
+if (serving) writeFrame("S", "ready"); // the runner reads what a clean process looks like now
+
+// ==== end of captures: the code below may run after user code ====
+
+// The job being run now; `finished` once its terminal frame is out.
+let job = null;
+let maxLogLines = 0;
+let maxLogBytes = 0;
+let maxResultBytes = 0;
+let scriptUrl = "";
+let finished = true;
+let jobDone = noop;
+let jobs = 0;
+
+function noop() {}
+
+function startJob(line) {
+  job = jsonParse(line);
+  maxLogLines = job.maxLogLines;
+  maxLogBytes = job.maxLogBytes;
+  maxResultBytes = job.maxResultBytes;
+  jobs += 1; // a new module URL per job, so no job reuses a cached module
+  const source = job.script + "\n// job " + jobs + "\n";
+  scriptUrl = "data:application/typescript;base64," + apply(toBase64, apply(encode, encoder, [source]), []);
+  logLines = 0;
+  logBytes = 0;
+  logsTruncated = false;
+  finished = false;
+  return new PromiseCtor((resolve) => (jobDone = resolve));
+}
+
+// A view of `bytes[start, end)`: constructed from its buffer, never through a method
+// that looks up a constructor user code could have replaced.
+function view(bytes, start, end) {
+  return new U8(apply(taBuffer, bytes, []), apply(taOffset, bytes, []) + start, end - start);
+}
+
+// stdin, one line (a job) at a time: the buffer doubles when full and only new bytes
+// are searched, so a large job costs linear time to read.
+let inBuffer = new U8(65536);
+let inLength = 0;
+let inEnded = false;
+
+async function readLine() {
+  let searched = 0;
+  for (;;) {
+    const end = apply(U8IndexOf, view(inBuffer, 0, inLength), [10, searched]);
+    if (end !== -1) return takeLine(end, end + 1);
+    if (inEnded) return inLength > 0 ? takeLine(inLength, inLength) : null;
+    searched = inLength;
+    if (inLength === apply(taLength, inBuffer, [])) {
+      const bigger = new U8(inLength * 2);
+      apply(U8Set, bigger, [inBuffer]);
+      inBuffer = bigger;
+    }
+    const n = await stdinRead(view(inBuffer, inLength, apply(taLength, inBuffer, [])));
+    if (n === null) inEnded = true;
+    else inLength += n;
+  }
+}
+
+function takeLine(end, next) {
+  const line = apply(decode, decoder, [view(inBuffer, 0, end)]);
+  apply(U8Set, inBuffer, [view(inBuffer, next, inLength)]);
+  inLength -= next;
+  return line;
+}
+
+function writeFrame(kind, body) {
+  const bytes = apply(encode, encoder, [kind + " " + body + "\n"]);
+  const length = apply(taLength, bytes, []);
+  let written = 0;
+  while (written < length) written += opWriteSync(channelRid, view(bytes, written, length));
+}
+
+function quote(text) {
+  return jsonStringify(StringCtor(text)); // a string primitive: no toJSON is consulted
+}
+
+function finish(kind, body) {
+  if (finished) return;
+  finished = true;
+  if (serving) writeFrame("S", hasMoreWork() ? "busy" : "idle");
+  writeFrame(kind, body);
+  if (!serving) exit(0);
+  jobDone();
+}
+
+// ---- logs -----------------------------------------------------------------
+
+let logLines = 0;
+let logBytes = 0;
+let logsTruncated = false;
+
+function emitLog(level, message) {
+  if (finished || logsTruncated) return;
+  const room = maxLogBytes - logBytes;
+  if (logLines >= maxLogLines || room <= 0) {
+    logsTruncated = true;
+    const note = "[log output truncated: limit is " + maxLogLines + " lines, " + maxLogBytes + " bytes]";
+    writeFrame("L", '{"ts":' + dateNow() + ',"level":"warn","truncated":true,"message":' + quote(note) + "}");
+    return;
+  }
+  if (message.length > room) message = apply(sliceString, message, [0, room]);
+  logLines += 1;
+  logBytes += message.length;
+  writeFrame("L", '{"ts":' + dateNow() + ',"level":"' + level + '","message":' + quote(message) + "}");
+}
 
 let pending = "";
 let pendingLevel = null;
-const renderer = new DenoConsole((text, printLevel) => {
+
+function render(text, printLevel) {
   pending += text;
   pendingLevel = PRINT_LEVELS[printLevel] ?? pendingLevel;
-});
+}
 
 function consoleMethod(name, level) {
-  const method = renderer[name];
+  const method = renderMethods[name];
   return function (...args) {
+    if (finished || logsTruncated) return; // nothing more is kept: skip the rendering
     pending = "";
     pendingLevel = null;
     try {
@@ -200,13 +250,9 @@ function consoleMethod(name, level) {
   };
 }
 
-const userConsole = {};
-for (const name in METHOD_LEVELS) userConsole[name] = consoleMethod(name, METHOD_LEVELS[name]);
-globalThis.console = userConsole;
-
 // ---- results and errors ---------------------------------------------------
 
-class OutputLimit extends Error {}
+const OUTPUT_LIMIT = { __proto__: null }; // thrown, and recognised by identity
 
 function viewBytes(value) {
   if (isDataView(value)) {
@@ -218,27 +264,28 @@ function viewBytes(value) {
   return new U8(value);
 }
 
-function serializeResult(value) {
+// The result as JSON, each binary value replaced by `{<marker>: <index>}` once its
+// bytes have gone out in a `B` frame. The marker is new to each job.
+function serializeResult(value, marker) {
   let buffers = 0;
   let size = 0;
   const replacer = function (key, v) {
     const type = typeof v;
     if (type === "function" || type === "symbol") {
-      const where = key === "" ? "the result" : `key ${quote(key)}`;
-      throw new TypeError(`${type}s cannot be sent back as JSON (${where} is a ${type})`);
+      const where = key === "" ? "the result" : "key " + quote(key);
+      throw new TypeErrorCtor(type + "s cannot be sent back as JSON (" + where + " is a " + type + ")");
     }
     if (v !== null && type === "object" && (isArrayBufferView(v) || isAnyArrayBuffer(v))) {
       const bytes = viewBytes(v);
-      size += bytes.length * 4 / 3 + 64;
-      if (size > maxResultBytes) throw new OutputLimit();
+      size += apply(taLength, bytes, []) * 4 / 3 + 64;
+      if (size > maxResultBytes) throw OUTPUT_LIMIT;
       writeFrame("B", buffers + " " + apply(toBase64, bytes, []));
-      return { __proto__: null, [nonce]: buffers++ };
+      return { __proto__: null, [marker]: buffers++ };
     }
     return v;
   };
-  const text = jsonStringify(value, replacer);
-  const json = text === undefined ? "null" : text;
-  if (size + json.length > maxResultBytes) throw new OutputLimit();
+  const json = jsonStringify(value, replacer);
+  if (json !== undefined && size + json.length > maxResultBytes) throw OUTPUT_LIMIT;
   return json;
 }
 
@@ -258,12 +305,14 @@ function messageOf(error) {
   }
 }
 
-function errorFrame(code, message, stack) {
+// `thrown`: the code is the user's (the error the function threw), not the service's.
+function errorFrame(code, message, stack, thrown) {
   return jsonStringify({
     __proto__: null,
     message: StringCtor(message),
     code: StringCtor(code),
     stack: StringCtor(stack),
+    thrown,
   });
 }
 
@@ -277,14 +326,19 @@ function thrownFrame(error) {
       if (typeof ownCode === "string" && ownCode !== "") code = ownCode;
       const ownMessage = error.message;
       message = typeof ownMessage === "string" ? ownMessage : describe(error);
-      if (typeof error.stack === "string") stack = error.stack;
+      const ownStack = error.stack;
+      if (typeof ownStack === "string") stack = ownStack;
     } else {
       message = StringCtor(error);
     }
   } catch {
     message = "[thrown value could not be rendered]";
   }
-  return errorFrame(code, message, stack);
+  try {
+    return errorFrame(code, message, stack, true);
+  } catch {
+    return errorFrame(code, "[thrown value could not be rendered]", "", true);
+  }
 }
 
 function loadFailureFrame(error) {
@@ -293,67 +347,74 @@ function loadFailureFrame(error) {
   if (apply(startsWith, text, [marker])) {
     const end = apply(indexOf, text, ["\n"]);
     const first = apply(sliceString, text, [marker.length, end === -1 ? undefined : end]);
-    return errorFrame("SYNTAX_ERROR", first, apply(sliceString, text, [marker.length]));
+    return errorFrame("SYNTAX_ERROR", first, apply(sliceString, text, [marker.length]), false);
   }
   return thrownFrame(error);
 }
 
 function failWith(code, message) {
-  finish("E", errorFrame(code, message, ""));
+  finish("E", errorFrame(code, message, "", false));
 }
 
-globalThis.addEventListener("error", (event) => {
-  event.preventDefault();
-  finish("E", thrownFrame(event.error));
-});
-globalThis.addEventListener("unhandledrejection", (event) => {
-  event.preventDefault();
-  finish("E", thrownFrame(event.reason));
-});
-globalThis.addEventListener("beforeunload", (event) => {
-  if (serving) return event.preventDefault();
+function onError(event) {
+  apply(preventDefault, event, []);
+  finish("E", thrownFrame(apply(errorOf, event, [])));
+}
+
+function onRejection(event) {
+  apply(preventDefault, event, []);
+  finish("E", thrownFrame(apply(reasonOf, event, [])));
+}
+
+function onBeforeUnload(event) {
+  if (serving) return apply(preventDefault, event, []);
   failWith("PROCESS_ERROR", "The function's promise never settled and nothing was left to wait for");
-});
+}
 
 // Not a top-level await: when the function's promise can never settle, the
 // event loop empties, `beforeunload` fires and the job gets a clear failure.
 async function runJob() {
+  const fnName = job.fn;
+  const payload = job.payload;
   let mod;
   try {
     mod = await import(scriptUrl);
   } catch (error) {
     return finish("E", loadFailureFrame(error));
   }
-  const fn = mod[job.fn];
+  const fn = mod[fnName];
   if (typeof fn !== "function") {
-    return failWith("FUNCTION_NOT_FOUND", "Code must export function " + job.fn);
+    return failWith("FUNCTION_NOT_FOUND", "Code must export function " + fnName);
   }
   let value;
   try {
-    value = await fn(job.payload);
+    value = await fn(payload);
   } catch (error) {
     return finish("E", thrownFrame(error));
   }
+  const marker = randomUUID();
   let json;
   try {
-    json = serializeResult(value);
+    json = serializeResult(value, marker);
   } catch (error) {
-    if (error instanceof OutputLimit) {
-      return failWith("OUTPUT_LIMIT_ERROR", `Result is larger than the limit of ${maxResultBytes} bytes`);
+    if (error === OUTPUT_LIMIT) {
+      return failWith("OUTPUT_LIMIT_ERROR", "Result is larger than the limit of " + maxResultBytes + " bytes");
     }
     return failWith("RESULT_NOT_SERIALIZABLE", "Result cannot be sent back as JSON: " + messageOf(error));
   }
-  finish("R", json);
+  // No JSON at all: the function returned undefined, and the answer has no `result`.
+  finish("R", json === undefined ? marker : marker + " " + json);
 }
 
-// Warm the module loader before any job arrives. The source is new to this process's
-// DENO_DIR (a copy of a template), so the path every job's module takes (transpiling,
-// recording its analysis, writing its emit) runs now rather than on the job's clock.
-await import("data:application/typescript;base64," + btoa("export const ready: number = 1; // " + Math.random()));
-
-for await (const line of stdinLines()) {
-  const done = startJob(line);
-  runJob();
-  if (!serving) break;
-  await done;
+async function serve() {
+  for (;;) {
+    const line = await readLine();
+    if (line === null) return;
+    const done = startJob(line);
+    runJob();
+    if (!serving) return;
+    await done;
+  }
 }
+
+serve();

@@ -1,6 +1,7 @@
 """What one job is: the script, the function to call and its argument."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ BLANK = (
 )
 
 
+# A script that is nothing but a URL: the original service imported it; jobs here
+# can reach neither the network nor files, so it is refused rather than compiled.
+URL_ONLY = re.compile(r"(?i)(?:https?|file)://\S*")
+
+
 class InvalidJob(ValueError):
     """The job itself is malformed; the message names the field at fault."""
 
@@ -29,10 +35,9 @@ class Job:
     memory_mb: int | None = None  # None: the deployment's default
     isolation: str = "process"  # "none": a shared long-lived process, for trusted code
 
-    def wire(self, nonce: str, limits: Limits) -> bytes:
+    def wire(self, limits: Limits) -> bytes:
         """The job as the harness reads it on stdin: one line of JSON."""
         message = {
-            "nonce": nonce,
             "script": self.script,
             "fn": self.fn,
             "payload": self.payload,
@@ -40,7 +45,7 @@ class Job:
             "maxLogBytes": limits.max_log_bytes,
             "maxResultBytes": limits.max_result_bytes,
         }
-        return json.dumps(message, ensure_ascii=False).encode() + b"\n"
+        return json.dumps(message).encode() + b"\n"  # ASCII: lone surrogates travel as escapes
 
     @classmethod
     def create(
@@ -56,6 +61,10 @@ class Job:
         """Validate raw input so that a bad job fails here, before any process starts."""
         if not isinstance(script, str) or not script.strip(BLANK):
             raise InvalidJob("script must be a non-empty string")
+        if URL_ONLY.fullmatch(script.strip(BLANK)):
+            raise InvalidJob(
+                "script must be source code, not a URL: jobs have no network or file access"
+            )
         if not isinstance(fn, str) or not fn:
             raise InvalidJob("fn must be a non-empty string")
         if payload is None:

@@ -19,6 +19,7 @@ class Limits:
     max_log_lines: int = 1_000
     max_log_bytes: int = 1 * MIB
     max_result_bytes: int = 10 * MIB
+    max_result_depth: int = 128  # deeper results fail as RESULT_NOT_SERIALIZABLE
 
     def timeout_for(self, requested_ms: int | None) -> int:
         """Clamp a requested timeout: missing means the default, large means the cap."""

@@ -12,11 +12,19 @@ therefore runs from most to least trustworthy evidence:
 3. libmagic, for the long tail of binary formats that the table leaves out,
    with its guesses that are known to fire on random bytes thrown away.
 4. ``application/octet-stream``, which makes no claim at all.
+
+Detection runs in the worker after the job has returned, outside the job's
+timeout and cgroup, on results of up to ``Limits.max_result_bytes``. So it reads
+a bounded sample (the first ``SNIFF_BYTES`` and the last ``TAIL_BYTES``) and
+every scan of that sample is linear: no pattern has a quantifier that gives
+characters back to retry them, and the markup prolog is walked forwards with
+searches that each stop at their first hit.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import re
 import threading
@@ -27,6 +35,24 @@ import magic
 __all__ = ["detect_mime", "to_data_uri"]
 
 OCTET_STREAM = "application/octet-stream"
+
+SNIFF_BYTES = 64 * 1024
+"""How many leading bytes detection reads; the rest of a long result is not looked at.
+
+Results reach 10 MiB, and detection is not covered by the job's timeout, so its
+cost must not grow with the result. 64 KiB holds every signature in the table
+and the offsets libmagic's rules commonly probe (ISO 9660 at 32 KiB), a markup
+prolog and root element, and enough JSON to judge it; the slowest text to
+classify (a window full of tiny prolog items) takes a few milliseconds.
+"""
+
+TAIL_BYTES = 64 * 1024
+"""How many trailing bytes detection may also read.
+
+Some evidence sits at the end: a ZIP's central directory names every part
+(Office files whose first entries are large), and a long XML or JSON text is
+only recognised if it ends with its root's closing tag or bracket.
+"""
 
 # --- 1. Signature table ------------------------------------------------------
 
@@ -95,9 +121,9 @@ _OOXML_PART = re.compile(
     re.DOTALL,
 )
 # Office writers put their parts near the start; the central directory at the
-# end lists every name, which covers archives whose first entries are large.
+# end (the TAIL_BYTES window) lists every name, which covers archives whose
+# first entries are large.
 _ZIP_HEAD_SCAN = 8 * 1024
-_ZIP_TAIL_SCAN = 64 * 1024
 
 _BZIP2_BLOCK_MAGICS = (b"1AY&SY", b"\x17rE8P\x90")  # first block / empty stream
 _EBML_HEADER_SCAN = 64
@@ -135,11 +161,11 @@ def _ebml(data: bytes) -> str | None:
     return "video/webm"
 
 
-def _zip(data: bytes) -> str | None:
+def _zip(head: bytes, tail: bytes) -> str | None:
     """Office Open XML files are zips; their part names reveal which one."""
-    if data[:4] not in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+    if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return None
-    for window in (data[:_ZIP_HEAD_SCAN], data[-_ZIP_TAIL_SCAN:]):
+    for window in (head[:_ZIP_HEAD_SCAN], tail):
         found = _OOXML_PART.search(window)
         if found:
             return _OOXML_TYPES[found.group(1)]
@@ -188,19 +214,19 @@ _SIGNATURE_CHECKS: tuple[Callable[[bytes], str | None], ...] = (
     _riff,
     _iso_bmff,
     _ebml,
-    _zip,
     _bmp,
     _id3,
     _bzip2,
 )
 
 
-def _match_signature(data: bytes) -> str | None:
+def _match_signature(head: bytes, tail: bytes) -> str | None:
     for check in _SIGNATURE_CHECKS:
-        mime = check(data)
+        mime = check(head)
         if mime is not None:
             return mime
-    return None
+    # Last, as the only check that also needs the tail; no other check accepts "PK".
+    return _zip(head, tail)
 
 
 # --- 2. Text analysis --------------------------------------------------------
@@ -208,58 +234,142 @@ def _match_signature(data: bytes) -> str | None:
 # C0 and C1 controls, DEL, but not \t \n \f \r: text containing them is more
 # likely binary that happens to decode, so it is left to libmagic.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-# What may precede the root element: XML declaration, processing instructions,
-# comments, a doctype (with internal subset). Single-character \s avoids
-# nested quantifiers, so a failed match cannot backtrack exponentially.
-_PROLOG = re.compile(
-    r"(?:\s|<\?.*?\?>|<!--.*?-->|<!doctype[^>\[]*(?:\[.*?\])?[^>]*>)*",
-    re.DOTALL | re.IGNORECASE,
-)
-_HTML_DOCTYPE = re.compile(r"<!doctype\s+html\b", re.IGNORECASE)
-_SVG_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?svg(?=[\s/>]|\Z)")
+# Possessive quantifiers (``*+``, ``++``) never give characters back, and each
+# run stops at a character outside its class, so no match attempt rereads what
+# it has read. (The old single prolog regex, `<!doctype[^>\[]*...[^>]*>`, retried
+# the rest of the text once per character it gave back: quadratic.)
+_SPACES = re.compile(r"\s*+")
+_DOCTYPE_OPEN = re.compile(r"<!doctype", re.IGNORECASE)
+_DOCTYPE_STOP = re.compile(r"[>\[]")
+_HTML_DOCTYPE = re.compile(r"<!doctype\s++html\b", re.IGNORECASE)
+_SVG_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*+:)?svg(?=[\s/>]|\Z)")
 _XHTML_ROOT = re.compile(r"<html(?=[\s/>]|\Z)", re.IGNORECASE)
 # Tags that open HTML documents or fragments but rarely an XML document.
 _HTML_ROOT = re.compile(
     r"<(?:html|head|body|title|meta|link|script|style|div|p|iframe)(?=[\s/>]|\Z)",
     re.IGNORECASE,
 )
-_XML_ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)(?=[\s/>])")
+_XML_ROOT = re.compile(r"<([A-Za-z_][\w.:-]*+)(?=[\s/>])")
+# The longest JSON token a cut can leave unfinished, "-Infinity" less one
+# character; a parse of a cut-off head that fails this close to its end failed
+# for want of input, not because of bad JSON.
+_JSON_CUT_TOKEN = len("-Infinity") - 1
 
 
-def _decode_utf8(data: bytes) -> str | None:
+def _decode_head(head: bytes, complete: bool) -> str | None:
+    """Strict UTF-8; a head cut off by SNIFF_BYTES may end inside a character,
+    which is dropped rather than taken for bad UTF-8."""
     try:
-        return data.decode("utf-8")
+        return codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
     except UnicodeDecodeError:
         return None
 
 
-def _looks_like_xml_element(body: str) -> bool:
-    """True for ``<name ...>...</name>`` or a lone ``<name .../>``."""
+def _decode_tail(tail: bytes) -> str | None:
+    """Strict UTF-8 for a window that may start inside a character."""
+    start = 0
+    while start < min(3, len(tail)) and 0x80 <= tail[start] < 0xC0:
+        start += 1  # continuation bytes of a character that began before the window
+    try:
+        return tail[start:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _prolog_end(text: str) -> int:
+    """Where the root element may start: past whitespace, the XML declaration,
+    processing instructions, comments and a doctype (with internal subset).
+
+    Each search starts where the previous item ended and stops at its first hit,
+    so a well-formed prolog is read once. A search that runs to the end and
+    fails either ends the prolog or, for an internal subset's closing "]", is
+    remembered, because it would fail again for every later doctype.
+    """
+    pos = 0
+    subset_can_close = True
+    while True:
+        spaces = _SPACES.match(text, pos)
+        pos = spaces.end() if spaces else pos
+        if text.startswith("<?", pos):
+            end = text.find("?>", pos + 2)
+            if end == -1:
+                return pos
+            pos = end + 2
+        elif text.startswith("<!--", pos):
+            end = text.find("-->", pos + 4)
+            if end == -1:
+                return pos
+            pos = end + 3
+        elif doctype := _DOCTYPE_OPEN.match(text, pos):
+            stop = _DOCTYPE_STOP.search(text, doctype.end())
+            if stop is None:
+                return pos
+            end = -1
+            if stop.group() == "[" and subset_can_close:
+                # The internal subset ends at its first "]"; the doctype at the
+                # first ">" after that.
+                close = text.find("]", stop.end())
+                end = text.find(">", close + 1) if close != -1 else -1
+                subset_can_close = end != -1
+            if end == -1:
+                end = text.find(">", stop.start())  # no closable subset: the first ">"
+                if end == -1:
+                    return pos
+            pos = end + 1
+        else:
+            return pos
+
+
+def _looks_like_xml_element(body: str, ending: str, complete: bool) -> bool:
+    """True for ``<name ...>...</name>`` or a lone ``<name .../>``.
+
+    ``ending`` is the text's last part: the body itself when the whole text was
+    read, the TAIL_BYTES window otherwise.
+    """
     root = _XML_ROOT.match(body)
     if root is None:
         return False
-    name = re.escape(root.group(1))
+    name = root.group(1)
+    ending = ending.rstrip()
+    if ending.endswith(">") and ending[:-1].rstrip().endswith("</" + name):
+        return True
+    if not complete:
+        return False  # a single tag longer than SNIFF_BYTES is not worth a guess
     body = body.rstrip()
-    return bool(re.search(rf"</{name}\s*>\Z", body) or re.fullmatch(rf"<{name}[^<>]*/>", body))
+    attributes = body[root.end() : -2]
+    return body.endswith("/>") and "<" not in attributes and ">" not in attributes
 
 
-def _is_json_container(head: str) -> bool:
+def _is_json_container(head: str, ending: str, complete: bool) -> bool:
     """Only objects and arrays count: "C", "123" or "true" are valid JSON too,
-    but callers expect plain text for those."""
-    if head[:1] not in ("{", "["):
+    but callers expect plain text for those.
+
+    A text longer than SNIFF_BYTES counts if it ends with the matching bracket
+    and its head is valid JSON as far as it goes.
+    """
+    opener = head[:1]
+    if opener not in ("{", "["):
+        return False
+    if not complete and not ending.rstrip().endswith("}" if opener == "{" else "]"):
         return False
     try:
         value = json.loads(head)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." bombs
+    except RecursionError:  # "[[[[..." bombs
         return False
-    return isinstance(value, (dict, list))
+    except json.JSONDecodeError as error:
+        if complete:
+            return False
+        return error.msg.startswith("Unterminated string") or (
+            error.pos >= len(head) - _JSON_CUT_TOKEN
+        )
+    # A cut-off head that parses whole is followed by more than whitespace.
+    return complete and isinstance(value, (dict, list))
 
 
-def _classify_text(text: str) -> str:
+def _classify_text(text: str, ending: str, complete: bool) -> str:
     """Name markup by its root element, so HTML with inline SVG stays HTML."""
     head = text.removeprefix("\ufeff").lstrip()
-    prolog = _PROLOG.match(head)
-    prolog_end = prolog.end() if prolog else 0  # `(...)*` always matches
+    prolog_end = _prolog_end(head)
     body = head[prolog_end:]
     if _SVG_ROOT.match(body):
         return "image/svg+xml"
@@ -268,9 +378,11 @@ def _classify_text(text: str) -> str:
     html_root = _XHTML_ROOT if head.startswith("<?xml") else _HTML_ROOT
     if _HTML_DOCTYPE.search(head, 0, prolog_end) or html_root.match(body):
         return "text/html"
-    if head.startswith("<?xml") or _looks_like_xml_element(body):
+    if head.startswith("<?xml") or _looks_like_xml_element(
+        body, body if complete else ending, complete
+    ):
         return "application/xml"
-    if _is_json_container(head):
+    if _is_json_container(head, ending, complete):
         return "application/json"
     return "text/plain"
 
@@ -337,14 +449,20 @@ def detect_mime(data: bytes) -> str:
     """Return the MIME type of ``data``, or application/octet-stream if unsure."""
     if not data:
         return OCTET_STREAM
-    mime = _match_signature(data)
+    # The only reads of `data`: everything below sees these two bounded windows.
+    head = data[:SNIFF_BYTES]
+    tail = data[-TAIL_BYTES:]
+    mime = _match_signature(head, tail)
     if mime is not None:
         return mime
-    text = _decode_utf8(data)
-    if text is not None and not _CONTROL_CHARS.search(text):
-        return _classify_text(text)
-    mime = _libmagic(data)
-    if mime is not None and _trust_libmagic(mime, data, is_utf8=text is not None):
+    complete = len(data) <= SNIFF_BYTES
+    text = _decode_head(head, complete)
+    ending = text if complete else _decode_tail(tail)
+    is_utf8 = text is not None and ending is not None
+    if is_utf8 and not (_CONTROL_CHARS.search(text) or _CONTROL_CHARS.search(ending)):
+        return _classify_text(text, ending, complete)
+    mime = _libmagic(head)
+    if mime is not None and _trust_libmagic(mime, head, is_utf8=is_utf8):
         return mime
     return OCTET_STREAM
 

@@ -32,6 +32,7 @@ class Failure:
     code: str
     message: str
     stack: str = ""
+    thrown: bool = False  # the code is the one the user's function threw, not the service's
 
     def to_dict(self) -> dict[str, str]:
         return {"message": self.message, "code": self.code, "stack": self.stack}
@@ -44,23 +45,32 @@ class Outcome:
     result: Any = None
     error: Failure | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
+    returned: bool = True  # False: the function returned undefined, so there is no `result`
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
+        """The answer as callers see it (the original service's shape)."""
         if self.error is None:
-            return {"result": self.result, "logs": self.logs}
+            return (
+                {"result": self.result, "logs": self.logs} if self.returned else {"logs": self.logs}
+            )
         return {**self.error.to_dict(), "logs": self.logs}
+
+    def to_record(self) -> dict[str, Any]:
+        """`to_dict`, plus what only the service needs to know: who chose the code."""
+        return self.to_dict() | ({"thrown": True} if self.error and self.error.thrown else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Outcome":
         logs = data.get("logs", [])
         if "code" in data:
-            failure = Failure(data["code"], data["message"], data.get("stack", ""))
+            thrown = data.get("thrown") is True
+            failure = Failure(data["code"], data["message"], data.get("stack", ""), thrown)
             return cls(error=failure, logs=logs)
-        return cls(result=data.get("result"), logs=logs)
+        return cls(result=data.get("result"), logs=logs, returned="result" in data)
 
 
 def failed(code: str, message: str, logs: list[dict[str, Any]], stack: str = "") -> Outcome:

@@ -20,7 +20,15 @@ from pathlib import Path
 
 from deno import find_deno_bin
 
-from sandbox.confine import Confinement, JobCgroup, detect, die_with_parent, unshare_network
+from sandbox.channel import CHANNEL, open_channel
+from sandbox.confine import (
+    Confinement,
+    JobCgroup,
+    detect,
+    die_with_parent,
+    lower_priority,
+    unshare_network,
+)
 from sandbox.denodir import populate, remove_orphans
 from sandbox.limits import MIB, Limits
 
@@ -28,9 +36,24 @@ HARNESS = Path(__file__).with_name("harness.js")
 
 WORKDIR_PREFIX = "sandbox-job-"
 
-# Deno reserves ~544 MiB of data segment before any job code runs; each Worker's
-# isolate reserves more, so under RLIMIT_DATA alone Workers cannot start.
-RLIMIT_DATA_HEADROOM_MB = 600
+# Without a memory cgroup, RLIMIT_DATA (set in `_child_setup`) backs up the runner's RSS
+# watchdog, which is the real cap: it kills the process once its RSS passes the job's
+# memory, sampled every 20 ms tick. RLIMIT_DATA counts writable address space reserved, not
+# memory used, and V8 reserves a lot that never becomes resident: measured (Deno 2.9.8,
+# x86-64), a process reserves 543 MiB before any job code runs, and each Worker's isolate
+# ~525 MiB more (mostly a 512 MiB code range); with 1/2/4/8 Workers started: 1,071/1,591/
+# 2,639/4,736 MiB. So the cap is the most memory a job may ask for plus room for the main
+# isolate and RLIMIT_DATA_WORKERS Workers (5,976 MiB at the default 1,024 MiB maximum): a
+# job may start that many Workers (a few more fit while it uses little memory); a Worker
+# past that cannot reserve its code range, V8 aborts, and the job ends MEMORY_LIMIT_ERROR.
+# Every memory bomb in tests/security/attacks.py still ends MEMORY_LIMIT_ERROR at the
+# watchdog, at most 282 MiB resident for a 256 MiB job (one 2 GiB `fill()` included); the
+# cap only matters to a bomb that outruns a stalled watchdog: with the watchdog off, a
+# single 4 GiB buffer got through, but the cap stops it at ~5.4 GiB resident.
+RLIMIT_DATA_MAIN_MB = 600  # the main isolate's 543 MiB, with room
+RLIMIT_DATA_PER_WORKER_MB = 544  # each Worker's ~525 MiB, with room
+RLIMIT_DATA_WORKERS = 8
+RLIMIT_DATA_HEADROOM_MB = RLIMIT_DATA_MAIN_MB + RLIMIT_DATA_WORKERS * RLIMIT_DATA_PER_WORKER_MB
 
 
 @functools.cache
@@ -61,6 +84,7 @@ def deno_argv(limits: Limits) -> list[str]:
         "--no-config",
         "--no-lock",
         "--no-code-cache",
+        f"--allow-write={CHANNEL}",  # the harness opens it, then revokes every write permission
         f"--v8-flags=--max-old-space-size={limits.heap_mb}",
         str(HARNESS),
     ]
@@ -104,11 +128,13 @@ class DenoProcess:
         _remove_orphaned_workdirs()
         self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.cgroup: JobCgroup | None = None
+        self.channel = -1
         try:
             if walls.user is not None:
                 os.chown(self.workdir, *walls.user)
             argv = deno_argv(limits)
             populate(Path(self.workdir) / "deno", tuple(argv), walls.user)
+            self.channel = open_channel(Path(self.workdir), walls.user)
             if walls.cgroup_version:
                 self.cgroup = JobCgroup(walls, limits.memory_mb * MIB, limits.cpus)
             procs = self.cgroup.procs_files if self.cgroup else []
@@ -116,7 +142,7 @@ class DenoProcess:
             self.popen = subprocess.Popen(
                 argv + (["--serve"] if serving else []),
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # user output: nobody reads it
                 stderr=subprocess.PIPE,
                 cwd=self.workdir,
                 env=self._environment(),
@@ -142,10 +168,24 @@ class DenoProcess:
     def pid(self) -> int:
         return self.popen.pid
 
-    def set_memory_limit(self, memory_mb: int) -> None:
+    def share_cpu_with(self, group: str) -> bool:
+        """For a job that runs a while: share CPU with the other jobs of `group` (e.g. one
+        API key's), together weighing as much as any other group or lone job. Without
+        cgroups, lower its priority instead, so that short jobs go first. False if
+        neither could be done (cgroup v2: each job stays a group of its own)."""
+        if self.cgroup is None:
+            return lower_priority(self.pid)
+        return self.cgroup.move_cpu(group, self.pid)
+
+    def set_memory_limit(self, memory_mb: int) -> bool:
+        """False if the cgroup refused (a serving process using more than the new limit)."""
         if self.cgroup is not None and memory_mb != self.memory_mb:
-            self.cgroup.set_memory(memory_mb * MIB)
+            try:
+                self.cgroup.set_memory(memory_mb * MIB)
+            except OSError:
+                return False
             self.memory_mb = memory_mb
+        return True
 
     def send(self, data: bytes) -> bool:
         """Hand a job over; False if the process is already gone.
@@ -180,6 +220,23 @@ class DenoProcess:
         except (OSError, IndexError, ValueError):
             return 0
 
+    def threads(self) -> int:
+        """OS threads in the process (a Web Worker is one more), 0 once it is gone."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as stat:
+                return int(stat.read().rsplit(b")", 1)[1].split()[17])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def memory_exceeded(self) -> bool:
         return self.cgroup is not None and self.cgroup.memory_exceeded()
 
@@ -187,7 +244,7 @@ class DenoProcess:
         """Kill the whole group, reap it, delete its directory; returns the exit status."""
         self.stop()  # never signals a pid that may be reused: only this object reaps it
         status = self.popen.wait()
-        for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+        for pipe in (self.popen.stdin, self.popen.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
@@ -195,6 +252,9 @@ class DenoProcess:
         return status
 
     def _cleanup(self) -> None:
+        if self.channel >= 0:
+            os.close(self.channel)
+            self.channel = -1
         if self.cgroup is not None:
             self.cgroup.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,10 +1,8 @@
 """Running one job in one Deno process and turning what happened into an Outcome."""
 
 import base64
-import json
 import os
 import re
-import secrets
 import selectors
 import signal
 import threading
@@ -13,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox import outcome as codes
-from sandbox.frames import ERROR, FrameReader, FrameTooLarge
+from sandbox.frames import ERROR, FrameReader, FrameTooLarge, ProtocolError, TooDeep, loads
 from sandbox.job import Job
 from sandbox.limits import MIB, Limits
 from sandbox.mime import detect_mime
@@ -57,7 +55,7 @@ def watch(
 
 
 class _Watch:
-    """Feeds the job in, then watches output, clock, memory and cancellation."""
+    """Feeds the job in, then watches the frame channel, clock, memory and cancellation."""
 
     def __init__(
         self, job: Job, limits: Limits, process: DenoProcess, cancel: threading.Event | None
@@ -66,97 +64,119 @@ class _Watch:
         self.limits = limits
         self.process = process
         self.cancel = cancel
-        self.nonce = secrets.token_hex(16)
         max_line = limits.max_result_bytes * 2 + 64 * 1024
         self.frames = FrameReader(
-            self.nonce,
             max_line_bytes=max_line,
             max_total_bytes=max_line + limits.max_log_bytes * 8 + MIB,
             max_logs=limits.max_log_lines,
+            max_depth=limits.max_result_depth,
         )
         self.stderr = bytearray()
         self.memory_mb = job.memory_mb or limits.memory_mb
 
     def run(self) -> tuple[Outcome, bool]:
-        self.process.set_memory_limit(self.memory_mb)
         deadline = time.monotonic() + self.job.timeout_ms / 1000
-        if not self.process.send(self.job.wire(self.nonce, self.limits)):
+        if not self.process.set_memory_limit(self.memory_mb):
+            return failed(codes.PROCESS_ERROR, "The job's memory limit could not be set", []), False
+        if not self.process.send(self.job.wire(self.limits)):
             return self._ended(deadline), False
         stop = self._watch(deadline)
         if stop is not None:
             self.process.stop()
             return failed(stop.code, stop.message, self.frames.logs, stop.stack), False
         if self.frames.terminal is not None:
-            return self._terminal(*self.frames.terminal), self.process.alive()
+            outcome = self._terminal()
+            broken = outcome.error is not None and outcome.error.code == codes.PROCESS_ERROR
+            reusable = not broken and not self.frames.busy and self.process.alive()
+            return outcome, reusable
         return self._ended(deadline), False
 
     def _watch(self, deadline: float) -> Failure | None:
-        """Read until a terminal frame or EOF; a Failure if the job must be stopped."""
+        """Read frames until the terminal one or the process's end; a Failure if the job
+        must be stopped. stderr's EOF says the process is ending (or closed it): from
+        then on its exit is polled each tick."""
         popen = self.process.popen
-        selector = selectors.DefaultSelector()
-        selector.register(popen.stdout, selectors.EVENT_READ, self._stdout)
+        channel = self.process.channel
+        selector = self._selector = selectors.DefaultSelector()
+        selector.register(channel, selectors.EVENT_READ, self._frames)
         selector.register(popen.stderr, selectors.EVENT_READ, self._stderr)
         try:
-            while selector.get_map() and self.frames.terminal is None:
+            while self.frames.terminal is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return Failure(codes.TIMEOUT_ERROR, "Execution timeout")
                 for key, _ in selector.select(min(remaining, TICK_SECONDS)):
-                    data = os.read(key.fd, 256 * 1024)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                        continue
-                    failure = key.data(data)
+                    failure = key.data(key.fileobj)
                     if failure is not None:
                         return failure
                 if self.cancel is not None and self.cancel.is_set():
                     return Failure(codes.CANCELLED, "Job was cancelled")
                 if self.process.rss_bytes() > self.memory_mb * MIB:
                     return _memory_failure()
+                if len(selector.get_map()) == 1 and popen.poll() is not None:
+                    return self._frames(channel)  # what it wrote before exiting
         finally:
             selector.close()
         return None
 
-    def _stdout(self, data: bytes) -> Failure | None:
-        try:
-            self.frames.feed(data)
-        except FrameTooLarge:
-            return Failure(codes.OUTPUT_LIMIT_ERROR, "Output is larger than the limit")
-        except (ValueError, UnicodeDecodeError):
-            return Failure(codes.PROCESS_ERROR, "The harness sent a corrupted frame")
+    def _frames(self, channel: int) -> Failure | None:
+        while self.frames.terminal is None:
+            try:
+                data = os.read(channel, 256 * 1024)
+            except BlockingIOError:
+                return None
+            try:
+                self.frames.feed(data)
+            except FrameTooLarge:
+                return Failure(codes.OUTPUT_LIMIT_ERROR, "Output is larger than the limit")
+            except ProtocolError as error:
+                return _protocol_failure(error)
         return None
 
-    def _stderr(self, data: bytes) -> None:
+    def _stderr(self, stderr: Any) -> None:
+        data = os.read(stderr.fileno(), 256 * 1024)
+        if not data:
+            self._selector.unregister(stderr)
         self.stderr += data
         del self.stderr[:-STDERR_TAIL_BYTES]
 
-    def _terminal(self, kind: bytes, body: bytes) -> Outcome:
+    def _terminal(self) -> Outcome:
         logs = self.frames.logs
         try:
-            data = json.loads(body)
-        except ValueError:
-            return failed(codes.PROCESS_ERROR, "The harness sent a corrupted frame", logs)
-        if kind == ERROR:
-            return failed(
-                data["code"], clean_stack(data["message"]), logs, clean_stack(data["stack"])
-            )
-        try:
-            return Outcome(result=self._with_data_uris(data), logs=logs)
-        except (KeyError, ValueError):
-            return failed(codes.PROCESS_ERROR, "The harness sent a corrupted frame", logs)
+            if self.frames.terminal and self.frames.terminal[0] == ERROR:
+                data = self.frames.error()
+                message, stack = clean_stack(data["message"]), clean_stack(data["stack"])
+                return Outcome(
+                    error=Failure(data["code"], message, stack, data["thrown"]), logs=logs
+                )
+            marker, json_text = self.frames.result()
+            if json_text is None:
+                return Outcome(logs=logs, returned=False)
+            value = loads(json_text, self.limits.max_result_depth)
+            return Outcome(result=self._with_data_uris(value, marker.decode()), logs=logs)
+        except TooDeep:
+            depth = self.limits.max_result_depth
+            message = f"Result cannot be sent back as JSON: it nests deeper than {depth} levels"
+            return failed(codes.RESULT_NOT_SERIALIZABLE, message, logs)
+        except ProtocolError as error:
+            failure = _protocol_failure(error)
+            return failed(failure.code, failure.message, logs)
 
-    def _with_data_uris(self, value: Any) -> Any:
+    def _with_data_uris(self, value: Any, marker: str) -> Any:
         if isinstance(value, list):
-            return [self._with_data_uris(item) for item in value]
+            return [self._with_data_uris(item, marker) for item in value]
         if isinstance(value, dict):
-            if len(value) == 1 and self.nonce in value:
-                encoded = self.frames.buffers[value[self.nonce]]
+            if len(value) == 1 and marker in value:
+                index = value[marker]
+                if type(index) is not int or not 0 <= index < len(self.frames.buffers):
+                    raise ProtocolError("a result names a binary value that was never sent")
+                encoded = self.frames.buffers[index]
                 return f"data:{detect_mime(base64.b64decode(encoded))};base64,{encoded}"
-            return {key: self._with_data_uris(item) for key, item in value.items()}
+            return {key: self._with_data_uris(item, marker) for key, item in value.items()}
         return value
 
     def _ended(self, deadline: float) -> Outcome:
-        """The process closed its output without a verdict: say how it ended."""
+        """The process ended without a verdict: say how."""
         logs = self.frames.logs
         try:
             status = self.process.popen.wait(timeout=max(deadline - time.monotonic(), 0.001))
@@ -179,6 +199,10 @@ def clean_stack(text: str) -> str:
     """Name the user's module `script` and hide the harness's own frames."""
     text = SCRIPT_URL.sub("script", text)
     return "\n".join(line for line in text.split("\n") if HARNESS_URL not in line)
+
+
+def _protocol_failure(error: ProtocolError) -> Failure:
+    return Failure(codes.PROCESS_ERROR, f"The sandbox broke its reporting protocol: {error}")
 
 
 def _memory_failure() -> Failure:

@@ -1,13 +1,18 @@
 """`isolation: "none"`: one long-lived Deno process running job after job.
 
 For trusted code only: jobs share a process, so one can see what an earlier one
-left in globals, timers or localStorage. Each job still gets a fresh module, its
-timeout and its memory cap; a process that times out, crashes or exceeds memory
-is killed and replaced, and each is retired after `MAX_JOBS_PER_PROCESS` (the
-module map only grows).
+left in globals or localStorage. Each job still gets a fresh module, its timeout
+and its memory cap. A process is killed and replaced when a job times out,
+crashes or exceeds memory, when a job leaves anything behind (work in the event
+loop, a Web Worker's thread, memory above the process's baseline, CPU burnt while
+idle), when the next job's memory cap cannot be applied to it, and after
+`MAX_JOBS_PER_PROCESS` jobs (the module map only grows).
 """
 
+import os
+import select
 import threading
+import time
 from collections.abc import Callable
 
 from sandbox.job import Job
@@ -18,6 +23,61 @@ from sandbox.process import DenoProcess
 from sandbox.runner import watch
 
 MAX_JOBS_PER_PROCESS = 500
+LEFTOVER_MEMORY_BYTES = 64 * 1024 * 1024  # above the resident size the process started with
+IDLE_CPU_SHARE = 0.2  # of the wall time between two jobs, judged over at least:
+IDLE_JUDGED_AFTER_SECONDS = 0.05
+SPARE_THREADS = 1  # V8 may start a helper thread of its own; a Web Worker adds more
+READY_FRAME = b"S ready\n"
+READY_WAIT_SECONDS = 10.0
+
+
+def _ready(process: DenoProcess) -> bool:
+    """Wait for the harness's `S ready` frame: warmed up, no job yet."""
+    expected = READY_FRAME
+    deadline = time.monotonic() + READY_WAIT_SECONDS
+    while expected and (remaining := deadline - time.monotonic()) > 0:
+        if select.select([process.channel], [], [], remaining)[0]:
+            try:
+                data = os.read(process.channel, len(expected))
+            except BlockingIOError:
+                continue
+            if not expected.startswith(data):
+                return False
+            expected = expected[len(data) :]
+    return not expected
+
+
+class _Baseline:
+    """What a clean serving process looks like, read before its first job."""
+
+    def __init__(self, process: DenoProcess) -> None:
+        self.threads = process.threads()
+        self.rss = process.rss_bytes()
+        self.idle_since = time.monotonic()
+        self.cpu_at_idle = process.cpu_seconds()
+
+    def left_behind(self, process: DenoProcess) -> bool:
+        return (
+            process.threads() > self.threads + SPARE_THREADS
+            or process.rss_bytes() > self.rss + LEFTOVER_MEMORY_BYTES
+        )
+
+    def burnt_cpu_while_idle(self, process: DenoProcess) -> bool:
+        idle = time.monotonic() - self.idle_since
+        used = process.cpu_seconds() - self.cpu_at_idle
+        return idle >= IDLE_JUDGED_AFTER_SECONDS and used > IDLE_CPU_SHARE * idle
+
+    def now_idle(self, process: DenoProcess) -> None:
+        self.idle_since = time.monotonic()
+        self.cpu_at_idle = process.cpu_seconds()
+
+
+class _Serving:
+    """The current serving process with its baseline: replaced together, never apart."""
+
+    def __init__(self, process: DenoProcess, baseline: _Baseline) -> None:
+        self.process = process
+        self.baseline = baseline
 
 
 class WarmRunner:
@@ -25,17 +85,23 @@ class WarmRunner:
         self.limits = limits
         self._spawner = Spawner("warm-spawner")
         self._lock = threading.Lock()
-        self._process: DenoProcess | None = None
+        self._current: _Serving | None = None
         self._jobs = 0
         self._spawner.post(self._ensure_process)
 
-    def _ensure_process(self) -> DenoProcess:
-        if self._process is None or not self._process.alive():
-            if self._process is not None:
-                self._process.kill()
-            self._process = DenoProcess(self.limits, serving=True)
+    def _ensure_process(self) -> _Serving:
+        """The current serving process, started (and waited for) if there is none."""
+        current = self._current
+        while current is None or not current.process.alive():
+            if current is not None:
+                current.process.kill()
+            process = DenoProcess(self.limits, serving=True)
+            if not _ready(process):
+                process.kill()
+                raise RuntimeError("a serving Deno process did not start")
+            current = self._current = _Serving(process, _Baseline(process))
             self._jobs = 0
-        return self._process
+        return current
 
     def run(
         self,
@@ -44,31 +110,46 @@ class WarmRunner:
         on_process: Callable[[int], None] | None = None,
     ) -> Outcome:
         with self._lock:
-            process = self._process
-            if process is None or not process.alive():  # else no trip to the spawner thread
-                process = self._spawner.call(self._ensure_process)
-
+            current = self._clean_process(job.memory_mb or self.limits.memory_mb)
+            process, baseline = current.process, current.baseline
             if on_process is not None:
                 on_process(process.pid)
             outcome, reusable = watch(job, self.limits, process, cancel)
             self._jobs += 1
-            if not reusable or self._jobs >= MAX_JOBS_PER_PROCESS:
-                self._retire(process)
+            if not reusable or self._jobs >= MAX_JOBS_PER_PROCESS or baseline.left_behind(process):
+                self._retire(current)
+            else:
+                baseline.now_idle(process)
             return outcome
 
-    def _retire(self, process: DenoProcess) -> None:
-        process.stop()
-        self._process = None
+    def _clean_process(self, memory_mb: int) -> _Serving:
+        """A live serving process that burnt no CPU since its last job and takes this
+        job's memory cap: the current one, or a new one."""
+        current = self._current
+        if current is not None and current.baseline.burnt_cpu_while_idle(current.process):
+            self._retire(current)
+            current = None
+        if current is None or not current.process.alive():  # else no trip to the spawner
+            current = self._spawner.call(self._ensure_process)
+        if not current.process.set_memory_limit(memory_mb):
+            self._retire(current)  # it holds more than this job may have
+            current = self._spawner.call(self._ensure_process)
+        return current
+
+    def _retire(self, current: _Serving) -> None:
+        current.process.stop()
+        self._current = None
 
         def replace() -> None:
-            process.kill()
+            current.process.kill()
             self._ensure_process()
 
         self._spawner.post(replace)
 
     def close(self) -> None:
         with self._lock:
-            if self._process is not None:
-                self._process.stop()
-                self._spawner.post(self._process.kill)
+            current, self._current = self._current, None
+            if current is not None:
+                current.process.stop()
+                self._spawner.post(current.process.kill)
             self._spawner.close()

@@ -19,7 +19,13 @@ def main() -> None:
     service = Service(workers=args.workers).start()
     try:
         service.wait_ready()
-        logging.info("ready: %s (Redis at %s)", service.url, service.env["REDIS_URL"])
+        logging.info(
+            "ready: %s (Redis at %s; %d worker(s) x %d processes)",
+            service.url,
+            service.env["REDIS_URL"],
+            service.workers,
+            service.worker_slots,
+        )
         stop.wait()
 
     finally:

@@ -26,12 +26,17 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A `redis-server` on a free loopback port, with its data in a directory of its own."""
+    """A `redis-server` on a free loopback port, with its data in a directory of its own.
+    With `maxmemory_mb`, its memory is bounded and nothing is ever evicted (`noeviction`):
+    queued jobs and records of running ones must not vanish to make room."""
 
-    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(
+        self, port: int | None = None, appendonly: bool = False, maxmemory_mb: int = 0
+    ) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="sandbox-redis-")
         self.appendonly = appendonly
+        self.maxmemory_mb = maxmemory_mb
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,6 +49,8 @@ class PrivateRedis:
             raise RuntimeError("redis-server is not installed (make installs it with apt)")
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
         argv += ["--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        if self.maxmemory_mb:
+            argv += ["--maxmemory", f"{self.maxmemory_mb}mb", "--maxmemory-policy", "noeviction"]
         self.process = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, preexec_fn=child_setup, start_new_session=True
         )
@@ -69,14 +76,35 @@ LOCAL_DEFAULT = "redis://127.0.0.1:6379/0"
 
 
 def choose_redis(
-    configured: str | None, local: str = LOCAL_DEFAULT
+    configured: str | None, local: str = LOCAL_DEFAULT, maxmemory_mb: int = 0
 ) -> tuple[str, PrivateRedis | None]:
-    """REDIS_URL if it answers, else a local default one, else a private one we start.
-    A Sentinel URL is never replaced: failing over is the Sentinels' job."""
+    """REDIS_URL if it answers, else a local default one, else a private one we start
+    (with `maxmemory_mb`). A Sentinel URL is never replaced: failing over is the
+    Sentinels' job."""
     if configured and is_sentinel(configured):
         return configured, None
     for url in filter(None, (configured, local)):
         if reachable(url):
             return url, None
-    private = PrivateRedis().start()
+    private = PrivateRedis(maxmemory_mb=maxmemory_mb).start()
     return private.url, private
+
+
+def memory_warnings(client: redis.Redis, fallback_mb: int) -> list[str]:
+    """What is wrong with how a Redis we did not start bounds its memory."""
+    memory = client.info("memory")
+    warnings = []
+    if not memory.get("maxmemory"):
+        warnings.append(
+            "it sets no maxmemory: the service keeps its own jobs' use under "
+            f"REDIS_MAXMEMORY_MB={fallback_mb}, but nothing bounds the server"
+            if fallback_mb
+            else "it sets no maxmemory and REDIS_MAXMEMORY_MB=0: its memory is unbounded"
+        )
+    policy = memory.get("maxmemory_policy", "noeviction")
+    if policy != "noeviction":
+        warnings.append(
+            f"its maxmemory-policy is {policy}: when full it may evict queued jobs and job "
+            "records; set maxmemory-policy noeviction"
+        )
+    return warnings

@@ -1,5 +1,8 @@
 """The service's processes on one machine: N Celery workers and the gunicorn API."""
 
+import contextlib
+import functools
+import logging
 import os
 import sys
 import threading
@@ -7,11 +10,19 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
+import redis
 import requests
 
+from redis_connect import connect, is_sentinel
 from settings import Settings, load
-from stack.redis_server import PrivateRedis, choose_redis
+from stack.redis_server import PrivateRedis, choose_redis, memory_warnings
 from stack.supervisor import Child, Supervisor
+from tasks.capacity import worker_capacity
+
+log = logging.getLogger(__name__)
+
+API_WORKER_CLASS = "stack.api_worker.ApiWorker"  # the Dockerfile's CMD names it too
+API_BACKLOG = 2048  # connections waiting to be accepted (the kernel caps it at somaxconn)
 
 
 @dataclass
@@ -34,7 +45,12 @@ class Service:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     def start(self) -> "Service":
-        redis_url, self.redis = choose_redis(self.env.get("REDIS_URL"))
+        maxmemory_mb = self.settings.redis_maxmemory_mb
+        redis_url, self.redis = choose_redis(self.env.get("REDIS_URL"), maxmemory_mb=maxmemory_mb)
+        if self.redis is None and not is_sentinel(redis_url):
+            with contextlib.suppress(redis.RedisError):
+                for warning in memory_warnings(connect(redis_url), maxmemory_mb):
+                    log.warning("Redis at %s: %s", redis_url, warning)
 
         self.env["REDIS_URL"] = redis_url
         for index in range(1, self.workers + 1):
@@ -51,14 +67,25 @@ class Service:
     def start_worker(self, index: int) -> Child:
         argv = [sys.executable, "-m", "celery", "-A", "tasks.app", "worker"]
         argv += ["--hostname", f"worker{index}@%h", "--queues", self.settings.queue_name]
-        argv += ["--concurrency", str(self.settings.worker_concurrency), "--loglevel", "INFO"]
+        argv += ["--concurrency", str(self.worker_slots), "--loglevel", "INFO"]
         argv += ["--without-gossip", "--without-mingle"]
         return self.supervisor.start(f"worker{index}", argv, self.env, self.output)
 
+    @functools.cached_property
+    def worker_slots(self) -> int:
+        """Processes per worker: `WORKER_CONCURRENCY`, else this machine's capacity
+        (tasks.capacity) shared by the workers started here; decided once."""
+        capacity = worker_capacity(self.settings).slots
+        if self.settings.worker_concurrency is not None:
+            return capacity
+        return max(1, capacity // self.workers)
+
     def _api_argv(self) -> list[str]:
         settings = self.settings
-        argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
-        argv += ["--workers", str(settings.api_processes), "--threads", str(settings.api_threads)]
+        # gevent: a greenlet per connection, no thread (stack/api_worker.py, which also
+        # reads API_CONNECTIONS and API_READ_TIMEOUT_SECONDS).
+        argv = [sys.executable, "-m", "gunicorn", "--worker-class", API_WORKER_CLASS]
+        argv += ["--workers", str(settings.api_processes), "--backlog", str(API_BACKLOG)]
         argv += ["--bind", f"{settings.api_host}:{settings.api_port}", "--graceful-timeout", "5"]
         return [*argv, "api.wsgi:app"]  # requests are logged as JSON events by the app
 

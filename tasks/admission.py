@@ -1,24 +1,56 @@
-"""Admitting a job, in one atomic step: the queue has room, the tenant's quotas (jobs
-in flight, submissions per minute) allow it, and its record is created.
+"""Admitting a job, in one atomic step: the queue has room, Redis has memory to spare,
+the tenant's quotas (jobs in flight, submissions per minute, bytes of results stored)
+allow it, and its record is created.
 
 The counts live in Redis, so every API process enforces the same limits, and no
 crash between checking and creating can leave a slot taken without a record. A
 job's slot is freed by the job store's finishing script, whichever way it ends.
 """
 
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tasks.store import ACTIVE_PREFIX, PREFIX, JobStore, now_ms
+from tasks.store import (
+    ACTIVE_PREFIX,
+    ADMIT_HIGH_WATER,
+    LUA_HELPERS,
+    PREFIX,
+    STORED_BYTES_PREFIX,
+    STORED_PREFIX,
+    JobStore,
+    now_ms,
+)
 
 WINDOW_MS = 60_000
-# KEYS: queue, active set, recent set, job record.
+# KEYS: queue, active set, recent set, job record, stored set, stored bytes.
 # ARGV: now, job id, slot lapse (ms), concurrent, per minute, window (ms), max queue depth,
-#       record ttl (s), then the record's fields as name, value pairs.
-_ADMIT = """
+#       record ttl (s), memory bound (bytes) of a Redis without maxmemory, admission high
+#       water, stored bytes quota, then the record's fields as name, value pairs.
+# Refusals for memory and stored bytes also return what is used and what is allowed.
+_ADMIT = (
+    LUA_HELPERS
+    + """
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[7]) then return {'queue', 0} end
+local used, limit = memory(ARGV[9])
+if limit > 0 and used >= limit * tonumber(ARGV[10]) then return {'memory', 0, used, limit} end
 local now, lapse, window = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
 local concurrent, per_minute = tonumber(ARGV[4]), tonumber(ARGV[5])
+local stored_quota = tonumber(ARGV[11])
+if stored_quota > 0 then
+  local held = stored(KEYS[5], KEYS[6], now)
+  if held >= stored_quota then
+    local left, wait = held, 1000
+    local oldest = redis.call('ZRANGE', KEYS[5], 0, 99, 'WITHSCORES')
+    for i = 1, #oldest, 2 do
+      left = left - tonumber(string.match(oldest[i], '^(%d+):'))
+      wait = math.max(tonumber(oldest[i + 1]) - now, 1000)
+      if left < stored_quota then break end
+    end
+    return {'stored', wait, held, stored_quota}
+  end
+end
 if concurrent > 0 or per_minute > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
@@ -36,10 +68,11 @@ if concurrent > 0 or per_minute > 0 then
   redis.call('PEXPIRE', KEYS[2], lapse)
   redis.call('PEXPIRE', KEYS[3], window)
 end
-redis.call('HSET', KEYS[4], unpack(ARGV, 9))
+redis.call('HSET', KEYS[4], unpack(ARGV, 12))
 redis.call('EXPIRE', KEYS[4], ARGV[8])
 return {'ok', 0}
 """
+)
 
 
 def active_key(tenant: str) -> str:
@@ -53,15 +86,40 @@ def recent_key(tenant: str) -> str:
 
 @dataclass(frozen=True)
 class Refusal:
-    limit: str  # "queue", "concurrent" or "per_minute"
-    allowed: int  # that limit's value
+    limit: str  # "queue", "memory", "concurrent", "per_minute" or "stored"
+    allowed: int  # that limit's value (bytes for "memory" and "stored")
     retry_after_ms: int
+    used: int = 0  # for "memory" and "stored": bytes in use
+
+
+class SlotShare:
+    """The default concurrent quota of a key: `percent` of the slots of the live workers
+    (at least 1), so one key's jobs cannot take every slot while another key waits; 0
+    (no limit) while no worker is live. `slots` is read at most every `ttl` seconds."""
+
+    def __init__(self, percent: int, slots: Callable[[], int], ttl: float = 2.0) -> None:
+        self.percent, self._slots, self.ttl = percent, slots, ttl
+        self._lock = threading.Lock()
+        self._value, self._read_at = 0, float("-inf")
+
+    def __call__(self) -> int:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.ttl:
+                try:
+                    slots = self._slots()
+                except Exception:  # Redis away: admission reports it; keep the last value
+                    return self._value
+                self._value = max(1, slots * self.percent // 100) if slots else 0
+                self._read_at = time.monotonic()
+            return self._value
 
 
 class Admission:
     """Limits of 0 mean none; `tenant_quotas` holds a tenant's own `concurrent` and
     `per_minute`, where they differ from the defaults. A slot whose job vanished without
-    ending (its record expired) lapses with the record."""
+    ending (its record expired) lapses with the record. `stored_bytes`: bytes of outcomes
+    a tenant may keep stored; new jobs are refused while it holds that many. Redis's
+    memory is bounded by its maxmemory, else by the store's `memory_limit`."""
 
     def __init__(
         self,
@@ -71,27 +129,41 @@ class Admission:
         concurrent: int,
         per_minute: int,
         tenant_quotas: Mapping[str, Mapping[str, int]] | None = None,
+        share: Callable[[], int] | None = None,
+        stored_bytes: int = 0,
     ) -> None:
         self.store, self.queue, self.max_depth = store, queue, max_depth
         self.defaults = {"concurrent": concurrent, "per_minute": per_minute}
+        self.defaults["stored_bytes"] = stored_bytes
         self.tenant_quotas = tenant_quotas or {}
+        self.share = share  # a tenant's concurrent limit when it has none, nor a default
         self._admit = store.redis.register_script(_ADMIT)
 
     def quotas(self, tenant: str) -> dict[str, int]:
-        return self.defaults | dict(self.tenant_quotas.get(tenant, {}))
+        own = dict(self.tenant_quotas.get(tenant, {}))
+        quotas = self.defaults | own
+        if self.share is not None and quotas["concurrent"] == 0 and "concurrent" not in own:
+            quotas["concurrent"] = self.share()
+        return quotas
 
     def admit(self, job_id: str, timeout_ms: int, tenant: str) -> Refusal | None:
         """Create the job's record, or say which limit refuses it and for how long."""
         now, store, quotas = now_ms(), self.store, self.quotas(tenant)
         keys = [self.queue, active_key(tenant), recent_key(tenant), store.key(job_id)]
+        keys += [STORED_PREFIX + tenant, STORED_BYTES_PREFIX + tenant]
         args = [now, job_id, store.pending_ttl * 1000, quotas["concurrent"], quotas["per_minute"]]
         args += [WINDOW_MS, self.max_depth, store.pending_ttl]
-        for name, value in store.new_record(timeout_ms, tenant, now).items():
+        args += [store.memory_limit, ADMIT_HIGH_WATER, quotas["stored_bytes"]]
+        record = store.new_record(timeout_ms, tenant, now, quotas["stored_bytes"])
+        for name, value in record.items():
             args += [name, value]
-        verdict, wait_ms = self._admit(keys=keys, args=args)
+        verdict, wait_ms, *figures = self._admit(keys=keys, args=args)
         verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
         if verdict == "ok":
             return None
+        if verdict in ("memory", "stored"):
+            used, allowed = (int(figure) for figure in figures)
+            return Refusal(verdict, allowed, max(int(wait_ms), 0), used)
         allowed = self.max_depth if verdict == "queue" else quotas[verdict]
         return Refusal(verdict, allowed, max(int(wait_ms), 0))
 

@@ -8,6 +8,7 @@ under the same name is not mistaken for the one that died.
 import contextlib
 import functools
 import json
+import logging
 import os
 import socket
 import threading
@@ -16,7 +17,8 @@ from celery.signals import worker_ready, worker_shutdown
 
 import event_log
 from sandbox.process import confinement
-from tasks.app import job_store, redis_client
+from tasks.app import job_store, redis_client, settings
+from tasks.capacity import worker_capacity
 from tasks.presence import Presence
 from tasks.recovery import requeue_orphans
 from tasks.store import PREFIX, WORKER_LOST
@@ -25,6 +27,7 @@ INTERVAL_SECONDS = 5
 TTL_SECONDS = 15
 _stop = threading.Event()
 _identity: list[str] = []
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -36,14 +39,29 @@ def identity_of_main_process(hostname: str, pid: int) -> str:
     return f"{hostname}:{pid}"
 
 
-def live_workers() -> dict[str, dict[str, str]]:
-    """Worker identity -> the confinement its jobs run under, for every worker beating now."""
+def live_workers() -> dict[str, dict[str, str | int]]:
+    """Worker identity -> the confinement its jobs run under and its slots, for every
+    worker beating now."""
     present = workers().present()
     return {identity: json.loads(present[identity]) for identity in sorted(present)}
 
 
-def _beat(identity: str) -> None:
-    described = json.dumps(confinement().describe())
+def live_slots() -> int:
+    """Jobs the live workers run at once, all together."""
+    return sum(int(info.get("slots", 0)) for info in live_workers().values())
+
+
+def describe_capacity(slots: int) -> dict[str, int | str]:
+    """The worker's slots and how they were decided, for logs and /healthz."""
+    capacity = worker_capacity(settings)
+    if capacity.slots == slots:
+        return {"slots": slots, "capacity": capacity.reason}
+    reason = f"--concurrency {slots} (this machine: {capacity.slots} from {capacity.reason})"
+    return {"slots": slots, "capacity": reason}
+
+
+def _beat(identity: str, capacity: dict[str, int | str]) -> None:
+    described = json.dumps(confinement().describe() | capacity)
     while not _stop.is_set():
         # Redis away: the beat lapses and healthz reports it; keep trying.
         with contextlib.suppress(Exception):
@@ -59,7 +77,12 @@ def _beat(identity: str) -> None:
 def _start(sender: object = None, **_: object) -> None:
     hostname = getattr(sender, "hostname", None) or socket.gethostname()
     _identity.append(identity_of_main_process(hostname, os.getpid()))
-    threading.Thread(target=_beat, args=(_identity[0],), name="heartbeat", daemon=True).start()
+    controller = getattr(sender, "controller", None)
+    slots = int(getattr(controller, "concurrency", 0) or worker_capacity(settings).slots)
+    capacity = describe_capacity(slots)
+    log.info("worker capacity: %s", capacity)
+    args = (_identity[0], capacity)
+    threading.Thread(target=_beat, args=args, name="heartbeat", daemon=True).start()
 
 
 @worker_shutdown.connect

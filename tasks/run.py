@@ -1,7 +1,6 @@
 """The one task: run a job from the queue through the sandbox and record its outcome."""
 
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
@@ -13,13 +12,15 @@ import redis
 
 import event_log
 import sandbox
-from sandbox import Job, Outcome
-from sandbox.outcome import Failure
+from sandbox import InvalidJob, Job, Outcome
+from sandbox.outcome import PROCESS_ERROR, Failure
+from sandbox.pool import Grouped
+from tasks import wire
 from tasks.app import app, job_store, redis_client, settings
 from tasks.heartbeat import identity_of_main_process
 from tasks.notify import Notifier
 from tasks.processes import prespawned, warm
-from tasks.store import CANCELLED_STATUS, PREFIX, WORKER_LOST, code_class
+from tasks.store import CANCELLED_STATUS, INVALID_JOB, PREFIX, WORKER_LOST, code_class
 
 _cancels = Notifier(redis_client(), PREFIX + "cancel:*")
 event_log.configure()
@@ -29,8 +30,18 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name="sandbox.run", bind=True)
-def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
+def run_job(self: Any, *args: Any, **kwargs: Any) -> None:
+    """`args`: the job's id and the job as `tasks.wire` encodes it. A message of any other
+    shape, or whose job breaks the API's rules, fails the job it names as INVALID_JOB."""
+    job_id = args[0] if args and isinstance(args[0], str) else self.request.id
     store = job_store()
+    try:
+        job_spec = wire.decode(args, kwargs, settings.limits, settings.max_payload_depth)
+    except InvalidJob as error:
+        invalid = Outcome(error=Failure(INVALID_JOB, f"The job's message was refused: {error}"))
+        recorded = _through_redis_outage(lambda: store.finish(job_id, invalid), job_id)
+        event_log.event("job", job_id=job_id, code=INVALID_JOB, recorded=recorded)
+        return
     # The pool process's parent is the worker's main process, whose identity beats.
     identity = identity_of_main_process(self.request.hostname, os.getppid())
     verdict = _through_redis_outage(lambda: store.start(job_id, identity), job_id)
@@ -40,7 +51,6 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
     if verdict != "run":
         event_log.event("job", job_id=job_id, worker=identity, skipped=verdict)
         return
-    job_spec = Job(**job)
     started, pids = time.perf_counter(), []
 
     def record_pid(pid: int) -> None:
@@ -49,10 +59,17 @@ def run_job(self: Any, job_id: str, job: dict[str, Any]) -> None:
             store.set_pid(job_id, pid)  # for operators only: not worth failing a job over
 
     with _cancel_event(job_id) as cancel:
-        if job_spec.isolation == "none":
-            outcome = warm().run(job_spec, cancel, record_pid)
-        else:
-            outcome = sandbox.run(job_spec, settings.limits, cancel, prespawned(), record_pid)
+        try:
+            if job_spec.isolation == "none":
+                outcome = warm().run(job_spec, cancel, record_pid)
+            else:
+                # A job running a while shares CPU with its key's others: one key weighs as one.
+                processes = Grouped(prespawned(), lambda: store.owner(job_id))
+                outcome = sandbox.run(job_spec, settings.limits, cancel, processes, record_pid)
+        except Exception as error:  # a bug of ours must still end the job, never leave it running
+            log.exception("the sandbox failed on job %s", job_id)
+            failure = Failure(PROCESS_ERROR, f"The sandbox failed: {type(error).__name__}")
+            outcome = Outcome(error=failure)
 
     recorded = _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
     if job_spec.isolation != "none":
@@ -121,10 +138,9 @@ class _OnlyIfCancelled(threading.Event):
 
 def submit(job_id: str, job: Job) -> None:
     """Queue a job whose record exists; the hard time limit backs up the sandbox's own."""
-    fields = dataclasses.asdict(job)
     hard_limit = job.timeout_ms / 1000 + settings.task_time_margin_seconds
     run_job.apply_async(
-        args=(job_id, fields),
+        args=(job_id, wire.encode(job)),  # one string: nothing nested for pickle to recurse into
         task_id=job_id,
         time_limit=hard_limit,
         retry=False,

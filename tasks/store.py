@@ -4,6 +4,7 @@ Each state change is one Lua script, so a cancel racing a finish (or two
 deliveries of one message) cannot both win.
 """
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 import redis
 
 from sandbox import Outcome
-from sandbox.outcome import CANCELLED, RUNTIME_ERROR, SERVICE_CODES, Failure
+from sandbox.outcome import CANCELLED, OUTPUT_LIMIT_ERROR, RUNTIME_ERROR, SERVICE_CODES, Failure
 from settings import ANONYMOUS
 from tasks.notify import Notifier
 
@@ -27,13 +28,52 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED_STATUS = (
 )
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED_STATUS})
 WORKER_LOST = "WORKER_LOST"
-KNOWN_CODES = SERVICE_CODES | {WORKER_LOST, "OK"}
+INVALID_JOB = "INVALID_JOB"  # a worker got a message it could not decode or hand over
+KNOWN_CODES = SERVICE_CODES | {WORKER_LOST, INVALID_JOB, "OK"}
 MAX_DELIVERIES = 2
 RUNNING_DEADLINES = PREFIX + "running"  # sorted set: job id -> when it must have finished
 ACTIVE_PREFIX = PREFIX + "active:"  # + tenant: sorted sets of jobs in flight, for quotas
 METRICS_KEY = PREFIX + "metrics"  # hash: counters and histogram buckets of ended jobs
+STORED_PREFIX = PREFIX + "stored:"  # + tenant: sorted set "<bytes>:<job id>" -> expiry (ms)
+STORED_BYTES_PREFIX = PREFIX + "stored_bytes:"  # + tenant: the bytes that set holds
+# Of Redis's maxmemory. Above the first, new jobs are refused; an outcome that would take
+# Redis above the second is not stored. The gap is for the outcomes of jobs already
+# admitted (each briefly takes twice its size: Redis's copy of the request, and the
+# record); the rest is a reserve that is never filled by results, for what Redis holds
+# only briefly (requests queued in the API, large results being read) and the queue's
+# bookkeeping, so that no write of Celery's is ever refused.
+ADMIT_HIGH_WATER = 0.60
+RESULTS_HIGH_WATER = 0.80
 BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
 
+# Lua shared by this module's finishing script and tasks.admission's admitting one.
+# memory(fallback): Redis's used_memory and its maxmemory (else `fallback`, the service's
+# own bound, for a Redis that sets none), both in bytes.
+# stored(set, total, now): bytes of outcomes a tenant has stored, once those that expired
+# by `now` (as their records did) are forgotten.
+LUA_HELPERS = """
+local function memory(fallback)
+  local info = redis.call('INFO', 'memory')
+  local used = tonumber(string.match(info, '\\nused_memory:(%d+)') or '0')
+  local limit = tonumber(string.match(info, '\\nmaxmemory:(%d+)') or '0')
+  if limit == 0 then limit = tonumber(fallback) end
+  return used, limit
+end
+local function stored(set, total, now)
+  local gone = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, 1000)
+  if #gone > 0 then
+    local freed = 0
+    for _, member in ipairs(gone) do freed = freed + tonumber(string.match(member, '^(%d+):')) end
+    redis.call('ZREM', set, unpack(gone))
+    if redis.call('EXISTS', set) == 0 then
+      redis.call('DEL', total)
+    else
+      redis.call('DECRBY', total, freed)
+    end
+  end
+  return tonumber(redis.call('GET', total) or '0')
+end
+"""
 
 _START = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -46,40 +86,97 @@ local timeout = tonumber(redis.call('HGET', KEYS[1], 'timeout_ms') or '0')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + timeout + tonumber(ARGV[4]), ARGV[5])
 return 'run'
 """
-# ARGV: status, now, outcome, ttl, job id, final code, active prefix, bucket bounds (ms)...
-_FINISH = """
+# ARGV: status, now, outcome, ttl, job id, final code, active prefix, memory bound (bytes) of
+#       a Redis without maxmemory, results high water, stored prefix, stored bytes prefix,
+#       outcome instead when Redis is too full, outcome instead when the tenant's stored
+#       results are at their limit, bucket bounds (ms)...
+# An outcome that would take Redis past the high water, or whose tenant already holds its
+# `stored_quota` (bytes, in the record; so a tenant passes it by one outcome at most), is
+# replaced by the (smaller) failure saying so: the job still ends. The outcomes of a
+# tenant with a quota are counted until they expire.
+_FINISH = (
+    LUA_HELPERS
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
 if status ~= 'queued' and status ~= 'running' then return status end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], 'outcome', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZREM', KEYS[4], ARGV[5])
+local final, outcome, code = ARGV[1], ARGV[3], ARGV[6]
+local now, ttl_ms = tonumber(ARGV[2]), tonumber(ARGV[4]) * 1000
 local owner = redis.call('HGET', KEYS[1], 'owner')
+local quota = tonumber(redis.call('HGET', KEYS[1], 'stored_quota') or '0')
+local set, total = ARGV[10] .. (owner or ''), ARGV[11] .. (owner or '')
+local used, limit = memory(ARGV[8])
+local instead = false
+if limit > 0 and used + #outcome > limit * tonumber(ARGV[9]) then
+  instead = ARGV[12]
+elseif owner and quota > 0 and stored(set, total, now) >= quota then
+  instead = ARGV[13]
+end
+if instead and #instead < #outcome then
+  final, outcome, code = 'failed', instead, 'OUTPUT_LIMIT_ERROR'
+end
+redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[2], 'outcome', outcome)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if owner and quota > 0 then
+  redis.call('ZADD', set, now + ttl_ms, #outcome .. ':' .. ARGV[5])
+  redis.call('INCRBY', total, #outcome)
+  redis.call('PEXPIRE', set, ttl_ms + 1000)
+  redis.call('PEXPIRE', total, ttl_ms + 1000)
+end
+redis.call('ZREM', KEYS[4], ARGV[5])
 if owner then redis.call('ZREM', ARGV[7] .. owner, ARGV[5]) end
 local function observe(name, ms)
-  for i = 8, #ARGV do
+  for i = 14, #ARGV do
     if ms <= tonumber(ARGV[i]) then redis.call('HINCRBY', KEYS[5], name .. '|' .. ARGV[i], 1) end
   end
   redis.call('HINCRBY', KEYS[5], name .. '|count', 1)
   redis.call('HINCRBY', KEYS[5], name .. '|sum', ms)
 end
-redis.call('HINCRBY', KEYS[5], 'jobs|' .. ARGV[6], 1)
-local now = tonumber(ARGV[2])
+redis.call('HINCRBY', KEYS[5], 'jobs|' .. code, 1)
 local created = redis.call('HGET', KEYS[1], 'created_at')
 if created then observe('total', math.max(now - tonumber(created), 0)) end
 local started = redis.call('HGET', KEYS[1], 'started_at')
 if started then observe('execution', math.max(now - tonumber(started), 0)) end
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', KEYS[2], final)
 if ARGV[1] == 'cancelled' then redis.call('PUBLISH', KEYS[3], 'cancel') end
 return status
 """
+)
+
+
+class _OomSafeScript:
+    """A state change that must be recorded even when Redis is over its maxmemory (flag
+    `allow-oom`, Redis 7+), or a job could be left unfinished; the scripts keep what they
+    write small then. An older Redis, which knows no flags, runs the script without one."""
+
+    def __init__(self, client: redis.Redis, body: str) -> None:
+        self._scripts = [client.register_script("#!lua flags=allow-oom\n" + body)]
+        self._scripts.append(client.register_script(body))
+
+    def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        try:
+            return self._scripts[0](keys=keys, args=args)
+        except redis.ResponseError as error:
+            if len(self._scripts) == 1 or "compiling" not in str(error):
+                raise
+            self._scripts.pop(0)  # "Error compiling script": no shebang before Redis 7
+            return self._scripts[0](keys=keys, args=args)
+
+
+def unstored_outcome(size: int, why: str) -> bytes:
+    """The failure recorded instead of an outcome of `size` bytes that was not stored."""
+    message = f"The job's result ({size} bytes with its logs) was not stored: {why}"
+    return json.dumps(Outcome(error=Failure(OUTPUT_LIMIT_ERROR, message)).to_dict()).encode()
 
 
 def code_class(outcome: Outcome) -> str:
-    """ "OK", the failure's code if the service chose it, else RUNTIME_ERROR: codes of
-    errors the user's function threw are unbounded, so figures and log fields group them."""
-    code = "OK" if outcome.error is None else outcome.error.code
-    return code if code in KNOWN_CODES else RUNTIME_ERROR
+    """ "OK", the failure's code if the service chose it, else RUNTIME_ERROR: whatever
+    code the user's function threw (unbounded, and free to spell a service code) counts
+    as a user error."""
+    if outcome.error is None:
+        return "OK"
+    code = outcome.error.code
+    return code if code in KNOWN_CODES and not outcome.error.thrown else RUNTIME_ERROR
 
 
 def now_ms() -> int:
@@ -118,24 +215,32 @@ class JobRecord:
             "finished_at": iso(self.finished_at),
         }
         if self.outcome is not None:
-            if self.outcome.error is None:
-                view["result"] = self.outcome.result
-            else:
+            if self.outcome.error is not None:
                 view["error"] = self.outcome.error.to_dict()
+            elif self.outcome.returned:  # undefined: no `result`, as in the original's answer
+                view["result"] = self.outcome.result
             view["logs"] = self.outcome.logs
         return view
 
 
 class JobStore:
     def __init__(
-        self, client: redis.Redis, result_ttl: int, pending_ttl: int, overdue_grace_ms: int = 60_000
+        self,
+        client: redis.Redis,
+        result_ttl: int,
+        pending_ttl: int,
+        overdue_grace_ms: int = 60_000,
+        memory_limit: int = 0,
     ) -> None:
+        """`memory_limit` (bytes) bounds Redis's memory where the server sets no maxmemory
+        (0: unbounded); a server's own maxmemory always wins."""
         self.redis = client
         self.overdue_grace_ms = overdue_grace_ms
         self.result_ttl = result_ttl
         self.pending_ttl = pending_ttl
-        self._start = client.register_script(_START)
-        self._finish = client.register_script(_FINISH)
+        self.memory_limit = memory_limit
+        self._start = _OomSafeScript(client, _START)
+        self._finish = _OomSafeScript(client, _FINISH)
         self._notifier = Notifier(client, PREFIX + "done:*")
 
     @staticmethod
@@ -151,15 +256,19 @@ class JobStore:
         return f"{PREFIX}done:{job_id}"
 
     @staticmethod
-    def new_record(timeout_ms: int, owner: str, created_ms: int) -> dict[str, str | int]:
-        """The fields of a job's record when it is queued (tasks.admission creates it)."""
-        return {
+    def new_record(
+        timeout_ms: int, owner: str, created_ms: int, stored_quota: int = 0
+    ) -> dict[str, str | int]:
+        """The fields of a job's record when it is queued (tasks.admission creates it).
+        `stored_quota`: bytes of outcomes its owner may keep stored (0: no limit)."""
+        record: dict[str, str | int] = {
             "status": QUEUED,
             "timeout_ms": timeout_ms,
             "created_at": created_ms,
             "attempts": 0,
             "owner": owner,
         }
+        return record | ({"stored_quota": stored_quota} if stored_quota else {})
 
     def delete(self, job_id: str) -> None:
         self.redis.delete(self.key(job_id))
@@ -182,15 +291,21 @@ class JobStore:
             self.redis.zrem(RUNNING_DEADLINES, job_id)
         return overdue
 
+    def owner(self, job_id: str) -> str:
+        """The tenant whose job it is."""
+        owner = self.redis.hget(self.key(job_id), "owner")
+        return owner.decode() if owner is not None else ANONYMOUS
+
     def set_pid(self, job_id: str, pid: int) -> None:
         """Which Deno process runs the job: for operators (and tests), not in the API."""
-        self.redis.hset(self.key(job_id), "pid", pid)
+        with contextlib.suppress(redis.exceptions.OutOfMemoryError):  # not worth failing over
+            self.redis.hset(self.key(job_id), "pid", pid)
 
     def finish(self, job_id: str, outcome: Outcome) -> bool:
         """Record the outcome unless the job already ended (e.g. was cancelled)."""
         if outcome.error is None:
             status = SUCCEEDED
-        elif outcome.error.code == CANCELLED:
+        elif outcome.error.code == CANCELLED and not outcome.error.thrown:
             status = CANCELLED_STATUS
         else:
             status = FAILED
@@ -205,9 +320,14 @@ class JobStore:
     def _transition(self, job_id: str, status: str, outcome: Outcome) -> str | None:
         keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
         keys += [RUNNING_DEADLINES, METRICS_KEY]
-        payload = json.dumps(outcome.to_dict(), ensure_ascii=False)
+        payload = json.dumps(outcome.to_record(), ensure_ascii=False)
         args = [status, now_ms(), payload, self.result_ttl, job_id, code_class(outcome)]
         args.append(ACTIVE_PREFIX)
+        size = len(payload.encode())
+        args += [self.memory_limit, RESULTS_HIGH_WATER, STORED_PREFIX, STORED_BYTES_PREFIX]
+        args.append(unstored_outcome(size, "the result store (Redis) is full; retry later"))
+        why = "this API key's stored results are at their limit; retry once older ones expire"
+        args.append(unstored_outcome(size, why))
         args += BUCKETS_MS
         previous = self._finish(keys=keys, args=args)
         return previous.decode() if isinstance(previous, bytes) else previous

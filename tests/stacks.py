@@ -9,6 +9,7 @@ from typing import IO, Any
 import redis
 import requests
 
+from settings import Settings
 from stack.redis_server import PrivateRedis, free_port
 from stack.service import Service
 
@@ -26,11 +27,13 @@ def running_stack(
     **settings: str,
 ) -> Iterator["Client"]:
     """A whole stack on a private Redis (or on `redis`, which the caller then owns);
-    its processes write to `output` if given."""
+    its processes write to `output` if given. The private Redis is bounded as `make run`
+    bounds its own (`REDIS_MAXMEMORY_MB`)."""
     owned = redis is None
-    redis = redis or PrivateRedis(appendonly=appendonly).start()
+    maxmemory_mb = int(settings.get("REDIS_MAXMEMORY_MB", Settings.redis_maxmemory_mb))
+    redis = redis or PrivateRedis(appendonly=appendonly, maxmemory_mb=maxmemory_mb).start()
     env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
-    env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1", "API_THREADS": "32"} | settings
+    env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1"} | settings
     service = Service(env=env, workers=workers, output=output)
     try:
         service.start()

@@ -90,6 +90,15 @@ def test_redis_persists_jobs_with_an_append_only_file():
     assert "redis-data:/data" in compose
 
 
+def test_redis_memory_is_bounded_without_ever_evicting_jobs():
+    """maxmemory from the same REDIS_MAXMEMORY_MB that the API and workers read, and
+    noeviction: evicting would drop queued jobs and records of running ones."""
+    compose = _compose_text()
+    assert re.search(r"- --maxmemory\n\s+- \$\{REDIS_MAXMEMORY_MB:-(\d+)\}mb\n", compose)
+    assert re.search(r"- --maxmemory-policy\n\s+- noeviction\n", compose)
+    assert re.search(r"^  REDIS_MAXMEMORY_MB: \$\{REDIS_MAXMEMORY_MB:-\d+\}", compose, re.M)
+
+
 def test_api_and_worker_run_under_an_init_process_that_reaps_children():
     assert len(re.findall(r"^\s+init: true\b", _compose_text(), re.MULTILINE)) >= 2
 
@@ -134,8 +143,19 @@ def test_image_sources_hold_everything_the_api_and_worker_import(tmp_path):
                 shutil.copytree(path, tmp_path / path.name)
             else:
                 shutil.copy(path, tmp_path / path.name)
-    code = "import api.wsgi, tasks.run, tasks.heartbeat"
+    code = "import api.wsgi, tasks.run, tasks.heartbeat, stack.api_worker"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_image_serves_the_api_as_make_run_does():
+    """The CMD's worker class is the one stack/service.py starts (gevent: no thread per
+    connection), and compose sets the settings that worker class reads."""
+    from stack.service import API_WORKER_CLASS
+
+    (command,) = _dockerfile_instructions("CMD")
+    assert f'"--worker-class", "{API_WORKER_CLASS}"' in command
+    for name in ("API_CONNECTIONS", "API_READ_TIMEOUT_SECONDS"):
+        assert re.search(rf"^  {name}: \$\{{{name}:-\d+\}}", _compose_text(), re.MULTILINE)

@@ -24,8 +24,8 @@ def test_cpu_heavy_function_completes(run_js):
     assert outcome.ok and isinstance(outcome.result, int)
 
 
-def test_undefined_result_becomes_null(run_js):
-    assert run_js("export function run() {}").to_dict() == {"result": None, "logs": []}
+def test_undefined_result_leaves_the_result_out_as_the_original_does(run_js):
+    assert run_js("export function run() {}").to_dict() == {"logs": []}
 
 
 def test_typescript_module_runs(run_js):

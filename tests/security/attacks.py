@@ -162,7 +162,8 @@ ATTACKS = [
     ),
     Attack(
         "exec_path_is_useless",
-        "export function run() { try { new Deno.Command(Deno.execPath()).outputSync(); return 'ran' } catch (e) { return e.name } }",
+        # Deno.execPath() is hidden; /proc/self/exe is still the real binary
+        "export function run() { try { new Deno.Command('/proc/self/exe').outputSync(); return 'ran' } catch (e) { return e.name } }",
         ("result", "NotCapable"),
     ),
     # forging the outcome

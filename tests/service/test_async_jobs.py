@@ -102,5 +102,6 @@ def test_healthz_reports_redis_and_workers(api):
     response = api.http.get(api.url + "/healthz")
     body = response.json()
     assert (response.status_code, body["status"], body["redis"]) == (200, "ok", "ok")
-    (confinement,) = body["workers"].values()
-    assert set(confinement) == {"memory", "cpu", "network", "user"}
+    (worker,) = body["workers"].values()
+    assert set(worker) == {"memory", "cpu", "network", "user", "slots", "capacity"}
+    assert (worker["slots"], worker["capacity"]) == (2, "WORKER_CONCURRENCY")

@@ -9,8 +9,10 @@ import struct
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
+import magic
 import pytest
 
+from sandbox import mime
 from sandbox.mime import detect_mime, to_data_uri
 
 # --- Helpers that build minimal but realistic headers ------------------------
@@ -377,3 +379,145 @@ def test_detection_is_safe_from_many_threads() -> None:
     expected = [detect_mime(sample) for sample in samples]
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(detect_mime, samples)) == expected
+
+
+# --- Hostile and oversized input ---------------------------------------------
+#
+# Detection runs after the job has returned, outside its timeout and cgroup, so
+# it must read a bounded sample and scan it linearly. Timings are not asserted
+# (machines are noisy): the behaviour is pinned by what the answer depends on,
+# and `timeout` is only a hang guard for what used to take minutes.
+
+MIB = 1024 * 1024
+
+
+def with_middle_replaced(data: bytes, filler: bytes) -> bytes:
+    """Overwrite everything outside the head and tail windows with `filler`."""
+    middle = len(data) - mime.SNIFF_BYTES - mime.TAIL_BYTES
+    assert middle > 0, "the sample must be longer than both windows"
+    return data[: mime.SNIFF_BYTES] + filler * middle + data[-mime.TAIL_BYTES :]
+
+
+def office_zip_with_large_first_entry(size: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("media/big.bin", b"\x00" * size)
+        archive.writestr("word/document.xml", "<w:document/>")
+    return buffer.getvalue()
+
+
+LARGE_JSON = b"[" + b'{"id": 1, "name": "\xc3\xa9t\xc3\xa9"},' * 50_000 + b"{}]"
+LARGE_XML = b'<feed xmlns="urn:x">' + b"<entry><title>t</title></entry>" * 30_000 + b"</feed>\n"
+LARGE_TEXT = b"All work and no play makes Jack a dull boy.\n" * 50_000
+
+
+@pytest.mark.timeout(10)
+def test_doctype_followed_by_400_kb_of_letters_is_text_plain() -> None:
+    assert detect_mime(b"<!doctype" + b"a" * 400_000) == "text/plain"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<!doctype" + b"a" * MIB,
+        b"<!doctype [" + b"]" * MIB,
+        b"<!doctype [>" * (MIB // 12) + b"]",
+    ],
+    ids=["doctype-letters", "doctype-subset-brackets", "many-doctypes-one-bracket"],
+)
+def test_hostile_prolog_is_scanned_linearly_even_without_the_sniff_window(
+    monkeypatch: pytest.MonkeyPatch, data: bytes
+) -> None:
+    monkeypatch.setattr(mime, "SNIFF_BYTES", 64 * MIB)
+    assert detect_mime(data) == "text/plain"
+
+
+@pytest.mark.timeout(10)
+def test_xml_declaration_followed_by_megabytes_of_attributes_is_application_xml() -> None:
+    data = b'<?xml version="1.0"?><root ' + b'a="1" ' * 500_000
+    assert detect_mime(data) == "application/xml"
+
+
+@pytest.mark.timeout(10)
+def test_svg_root_followed_by_megabytes_is_image_svg() -> None:
+    assert detect_mime(b"<svg " + b"x" * (10 * MIB)) == "image/svg+xml"
+
+
+@pytest.mark.timeout(10)
+def test_ten_megabytes_of_spaces_is_text_plain() -> None:
+    assert detect_mime(b" " * (10 * MIB)) == "text/plain"
+
+
+@pytest.mark.timeout(10)
+def test_unclosed_json_object_of_ten_megabytes_is_text_plain() -> None:
+    assert detect_mime(b"{" + b'"a": 1, ' * (10 * MIB // 8)) == "text/plain"
+
+
+@pytest.mark.timeout(10)
+def test_balanced_bracket_bomb_longer_than_the_window_is_text_plain() -> None:
+    assert detect_mime(b"[" * (5 * MIB) + b"]" * (5 * MIB)) == "text/plain"
+
+
+def test_json_array_longer_than_the_window_is_application_json() -> None:
+    assert len(LARGE_JSON) > mime.SNIFF_BYTES
+    assert detect_mime(LARGE_JSON) == "application/json"
+
+
+def test_json_string_running_past_the_window_is_application_json() -> None:
+    assert detect_mime(b'["' + b"a" * (2 * mime.SNIFF_BYTES) + b'"]') == "application/json"
+
+
+def test_prose_between_braces_longer_than_the_window_is_text_plain() -> None:
+    data = b"{\\rtf1\\ansi " + b"Plain words in a rich text file. " * 5_000 + b"}"
+    assert detect_mime(data) == "text/plain"
+
+
+def test_xml_document_longer_than_the_window_is_application_xml() -> None:
+    assert len(LARGE_XML) > mime.SNIFF_BYTES
+    assert detect_mime(LARGE_XML) == "application/xml"
+
+
+def test_html_document_longer_than_the_window_is_text_html() -> None:
+    data = b"<!DOCTYPE html><html><body>" + b"<p>paragraph</p>" * 10_000 + b"</body></html>"
+    assert detect_mime(data) == "text/html"
+
+
+def test_utf8_text_cut_inside_a_character_by_the_windows_is_text_plain() -> None:
+    data = "\u20ac".encode() * 40_000  # three bytes each: both windows split one
+    assert len(data) % 3 == 0 and mime.SNIFF_BYTES % 3 != 0 and mime.TAIL_BYTES % 3 != 0
+    assert detect_mime(data) == "text/plain"
+
+
+def test_office_part_found_in_central_directory_of_a_multi_megabyte_zip() -> None:
+    assert detect_mime(office_zip_with_large_first_entry(4 * MIB)) == (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
+
+
+@pytest.mark.timeout(10)
+def test_ftyp_box_claiming_more_than_the_window_is_video_mp4() -> None:
+    data = b"\x00\xff\xff\xffftypisom\x00\x00\x00\x00" + b"isom" * (10 * MIB // 4)
+    assert detect_mime(data) == "video/mp4"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [LARGE_JSON, LARGE_XML, LARGE_TEXT, office_zip_with_large_first_entry(MIB)],
+    ids=["json", "xml", "text", "docx"],
+)
+def test_bytes_between_the_head_and_tail_windows_do_not_change_the_answer(data: bytes) -> None:
+    assert detect_mime(with_middle_replaced(data, b"\xff")) == detect_mime(data)
+
+
+def test_libmagic_is_given_at_most_the_sniff_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    from_buffer = magic.Magic.from_buffer
+
+    def spy(self: magic.Magic, buffer: bytes) -> str:
+        seen.append(len(buffer))
+        return from_buffer(self, buffer)
+
+    monkeypatch.setattr(magic.Magic, "from_buffer", spy)
+    detect_mime(bytes(range(256)) * (10 * MIB // 256))
+    assert seen == [mime.SNIFF_BYTES]

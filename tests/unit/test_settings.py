@@ -101,3 +101,20 @@ def test_a_bare_key_may_set_its_own_quotas():
 def test_malformed_quota_option_stops_start_up_naming_it(option):
     with pytest.raises(ValueError, match="concurrent=N or per_minute=N"):
         load({"API_KEYS": f"alice:{KEY} {option}"})
+
+
+def test_redis_memory_and_stored_results_are_bounded_by_default():
+    settings = load({})
+    assert (settings.redis_maxmemory_mb, settings.stored_results_mb_per_key) == (512, 128)
+    off = load({"REDIS_MAXMEMORY_MB": "0", "STORED_RESULTS_MB_PER_KEY": "0"})
+    assert (off.redis_maxmemory_mb, off.stored_results_mb_per_key) == (0, 0)
+    with pytest.raises(ValueError, match="STORED_RESULTS_MB_PER_KEY"):
+        load({"STORED_RESULTS_MB_PER_KEY": "-1"})
+
+
+def test_front_door_settings_have_defaults_and_are_read():
+    assert (load({}).api_connections, load({}).api_read_timeout_seconds) == (4096, 10)
+    settings = load({"API_CONNECTIONS": "100", "API_READ_TIMEOUT_SECONDS": "2"})
+    assert (settings.api_connections, settings.api_read_timeout_seconds) == (100, 2)
+    with pytest.raises(ValueError, match="API_READ_TIMEOUT_SECONDS"):
+        load({"API_READ_TIMEOUT_SECONDS": "0"})

@@ -1,0 +1,58 @@
+"""What the wire cannot carry is refused at the API with 400 naming the rule, on both
+submit endpoints: payloads nested deeper than MAX_PAYLOAD_DEPTH (64), and numbers JSON
+cannot represent. Python's parser recurses once per level, so depth must not reach it."""
+
+import pytest
+from stacks import QUICK
+
+PATHS = ["/", "/jobs"]
+# Returns how deep its payload nests, following the first member at each level.
+DEPTH = (
+    "export function run(p) { let d = 0; for (let v = p; v !== null && typeof v === 'object';"
+    " v = Object.values(v)[0]) d++; return d }"
+)
+
+
+def post(api, path: str, payload_json: str, script: str = QUICK):
+    body = f'{{"script": "{script}", "fn": "run", "payload": {payload_json}}}'
+    return api.http.post(api.url + path, data=body, headers={"Content-Type": "application/json"})
+
+
+def nests(levels: int) -> str:
+    """A payload object nesting `levels` levels, itself included."""
+    return '{"a": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("levels", [65, 500, 5_000, 100_000])
+def test_payload_nested_deeper_than_the_limit_is_400_naming_it(api, path, levels):
+    response = post(api, path, nests(levels))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert "payload" in error and "nest" in error and "64 levels" in error
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_payload_nested_exactly_to_the_limit_runs(api, path):
+    response = post(api, path, nests(64), DEPTH)
+    if path == "/jobs":
+        assert response.status_code == 202, response.text
+        response = api.job(response.json()["id"], wait=30)
+    assert response.json()["result"] == 64, response.text
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    "number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", '[1, {"b": 1e400}]']
+)
+def test_numbers_json_cannot_represent_are_400_naming_the_rule(api, path, number):
+    response = post(api, path, f'{{"a": {number}}}')
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "numbers must be finite (NaN, Infinity and values beyond float range are not JSON)"
+    )
+
+
+def test_large_finite_numbers_still_run(api):
+    response = post(api, "/", '{"a": 1.7976931348623157e308, "b": -1e-320}', DEPTH)
+    assert (response.status_code, response.json()["result"]) == (200, 1)
