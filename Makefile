@@ -4,15 +4,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 WORKERS ?= 1
+# 0: one process (the default, reliable on 2 cores). N: N pytest-xdist processes, each
+# running whole files (tests/conftest.py): about 2 minutes instead of 4 at 4, but on 2
+# cores the tests that hold CPU shares and latencies to a budget can then fail under load.
+TEST_WORKERS ?= 0
 
-.PHONY: run test bench load lint format deps system-deps
+.PHONY: run test test-deploy bench load lint format deps system-deps
 
 
 run: deps
 	$(PY) -m stack --workers $(WORKERS)
 
 test: deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The image and compose.yaml for real (tests/deploy/test_deploy.py): builds the image from
+# this checkout, starts a compose project of its own with 3 workers, applies faults to its
+# containers, and always ends with `docker compose down -v`. Starts Docker with
+# ../shared/tools/docker-here.sh (as root) when none answers. Not part of `make test`.
+test-deploy: deps
+	@docker info >/dev/null 2>&1 || bash ../shared/tools/docker-here.sh
+	DEPLOY_TESTS=1 $(PY) -m pytest tests/deploy/test_deploy.py -v -rsxX
 
 bench: deps
 	$(PY) -m bench

@@ -1,28 +1,40 @@
-"""The HTTP API (Flask): validates requests, queues jobs, waits for or reports them."""
+"""The HTTP API (Flask): validates requests, queues jobs, waits for or reports them.
+
+`create_app(settings, store)` builds the app, as Flask's tutorial does: gunicorn's
+`api.wsgi` passes the settings of the environment and the job store in Redis; tests
+pass their own (e.g. a store over fakeredis). The API sends jobs to the workers by
+task name (`jobs.queue`): it imports nothing of the worker (`tasks/`) nor of the
+sandbox beyond the job's description.
+"""
 
 import logging
 import time
 
 from flask import Flask, Response, g, request
 
-import event_log
 from api import docs, errors, metrics
 from api.auth import Keys, protect
 from api.routes import bp
+from jobs import events
+from jobs.admission import Admission, SlotShare
+from jobs.presence import IdleProcesses, Workers
+from jobs.queue import JobQueue
+from jobs.settings import Settings
+from jobs.store import JobStore
 from sandbox.limits import MIB
-from tasks.admission import Admission, SlotShare
-from tasks.app import job_store, settings
-from tasks.heartbeat import live_slots
 
 
-def create_app() -> Flask:
-    """The app, configured from the environment (see `settings`)."""
+def create_app(settings: Settings, store: JobStore, queue: JobQueue | None = None) -> Flask:
+    """The app, answering for `settings` over `store`; jobs go to `queue` (by default
+    the Celery queue `settings` name)."""
     app = Flask(__name__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    event_log.configure()
-    store = job_store()
+    events.configure()
+    workers = Workers(store.redis)
     app.config["SETTINGS"] = settings
     app.config["STORE"] = store
+    app.config["QUEUE"] = queue or JobQueue(settings)
+    app.config["WORKERS"] = workers
     app.config["ADMISSION"] = Admission(
         store,
         settings.queue_name,
@@ -30,10 +42,12 @@ def create_app() -> Flask:
         settings.quota_concurrent,
         settings.quota_per_minute,
         settings.tenant_quotas,
-        share=_slot_share(),
+        share=_slot_share(settings, workers),
         stored_bytes=settings.stored_results_mb_per_key * MIB,
     )
-    app.config["METRICS"] = metrics.registry(store, settings.queue_name)
+    app.config["METRICS"] = metrics.registry(
+        store, settings.queue_name, workers, IdleProcesses(store.redis)
+    )
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     errors.register(app)
@@ -44,12 +58,12 @@ def create_app() -> Flask:
     return app
 
 
-def _slot_share() -> SlotShare | None:
+def _slot_share(settings: Settings, workers: Workers) -> SlotShare | None:
     """With two keys or more, a key without a concurrent quota may hold QUOTA_SHARE_PERCENT
     of the live workers' slots; with one tenant there is nobody to be fair to."""
     if len(set(settings.api_keys.values())) < 2 or not settings.quota_share_percent:
         return None
-    return SlotShare(settings.quota_share_percent, live_slots)
+    return SlotShare(settings.quota_share_percent, workers.slots)
 
 
 def _log_requests(app: Flask) -> None:
@@ -60,7 +74,7 @@ def _log_requests(app: Flask) -> None:
     @app.after_request
     def log_request(response: Response) -> Response:
         elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        event_log.event(
+        events.event(
             "request",
             method=request.method,
             path=request.path,

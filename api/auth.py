@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from flask import Flask, g, request
 
 from api.errors import ApiError
-from settings import ANONYMOUS
+from jobs.settings import ANONYMOUS
 
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/docs"})  # and the page's assets, /docs/*
 log = logging.getLogger(__name__)

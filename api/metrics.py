@@ -13,16 +13,19 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from tasks import stats
-from tasks.heartbeat import live_workers
-from tasks.store import RUNNING_DEADLINES, JobStore
+from jobs import stats
+from jobs.presence import IdleProcesses, Workers
+from jobs.store import JobStore
 
 bp = Blueprint("metrics", __name__)
 
 
 class ServiceCollector(Collector):
-    def __init__(self, store: JobStore, queue_name: str) -> None:
+    def __init__(
+        self, store: JobStore, queue_name: str, workers: Workers, idle: IdleProcesses
+    ) -> None:
         self.store, self.queue_name = store, queue_name
+        self.workers, self.idle = workers, idle
 
     def collect(self) -> Iterator[Metric]:
         client = self.store.redis
@@ -42,12 +45,12 @@ class ServiceCollector(Collector):
         yield _gauge(
             "sandbox_queue_depth", "Jobs waiting in the queue", client.llen(self.queue_name)
         )
-        yield _gauge("sandbox_jobs_running", "Jobs running now", client.zcard(RUNNING_DEADLINES))
-        yield _gauge("sandbox_workers_live", "Workers beating now", len(live_workers()))
+        yield _gauge("sandbox_jobs_running", "Jobs running now", self.store.running())
+        yield _gauge("sandbox_workers_live", "Workers beating now", len(self.workers.live()))
         yield _gauge(
             "sandbox_prespawned_idle",
             "Pre-spawned Deno processes waiting for a job",
-            stats.idle_total(),
+            self.idle.total(),
         )
 
 
@@ -69,7 +72,9 @@ def metrics() -> Response:
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
-def registry(store: JobStore, queue_name: str) -> CollectorRegistry:
+def registry(
+    store: JobStore, queue_name: str, workers: Workers, idle: IdleProcesses
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(store, queue_name))
+    registry.register(ServiceCollector(store, queue_name, workers, idle))
     return registry

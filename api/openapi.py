@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.schema import ErrorBody, Health, JobView, RunFailure, RunRequest, RunResult, Submitted
-from settings import Settings
+from jobs.settings import Settings
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"

@@ -5,11 +5,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from api.errors import ApiError
-from api.jobs import enqueue, parse_job, parse_wait, valid_id, wait_for_sync
-from settings import Settings
-from tasks.admission import Admission
-from tasks.heartbeat import live_workers
-from tasks.store import JobRecord, JobStore
+from api.submission import enqueue, parse_job, parse_wait, valid_id, wait_for_sync
+from jobs.admission import Admission
+from jobs.settings import Settings
+from jobs.status import LIVE, JobStatus
+from jobs.store import JobRecord, JobStore
 
 bp = Blueprint("api", __name__)
 
@@ -26,7 +26,7 @@ def _submit() -> str:
     """Validate the body and queue the job for the caller; its id (also kept for the log)."""
     job = parse_job(request.get_data(), _settings())
     admission: Admission = current_app.config["ADMISSION"]
-    g.job_id = enqueue(admission, job, g.tenant)
+    g.job_id = enqueue(admission, current_app.config["QUEUE"], job, g.tenant)
     g.job = job
     return g.job_id
 
@@ -57,7 +57,7 @@ def run_sync() -> tuple[Response, int]:
 @bp.post("/jobs")
 def submit_async() -> tuple[Response, int, dict[str, str]]:
     job_id = _submit()
-    return jsonify(id=job_id, status="queued"), 202, {"Location": f"/jobs/{job_id}"}
+    return jsonify(id=job_id, status=JobStatus.QUEUED), 202, {"Location": f"/jobs/{job_id}"}
 
 
 @bp.get("/jobs/<job_id>")
@@ -77,18 +77,18 @@ def cancel_job(job_id: str) -> Response | tuple[Response, int]:
     record = store.get(job_id)
     if previous is None or record is None:
         raise ApiError(404, f"No job {job_id} (never submitted, or its result expired)")
-    if previous not in ("queued", "running"):
+    if previous not in LIVE:
         return jsonify(error=f"Job already {record.status}", id=job_id, status=record.status), 409
     return jsonify(record.to_dict())
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    settings, store = _settings(), _store()
+    settings, store, workers = _settings(), _store(), current_app.config["WORKERS"]
     body: dict[str, Any] = {"redis": "ok", "workers": {}, "queue_depth": None}
     try:
         store.redis.ping()
-        body["workers"] = live_workers()
+        body["workers"] = workers.live()
         body["queue_depth"] = store.redis.llen(settings.queue_name)
     except Exception as error:  # any Redis failure is what this endpoint reports
         body["redis"] = f"unreachable: {error}"

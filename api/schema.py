@@ -14,6 +14,7 @@ from pydantic import (
     ValidationError,
 )
 
+from jobs.status import JobStatus
 from sandbox.job import BLANK
 from sandbox.limits import MIN_MEMORY_MB
 
@@ -115,14 +116,19 @@ class ErrorBody(BaseModel):
     status: str | None = Field(default=None, description="The job's status, on a 409")
 
 
+# The statuses as plain strings, so the document lists them inline, as `enum`s.
+QueuedStatus = Literal[JobStatus.QUEUED.value]  # type: ignore[valid-type]
+AnyStatus = Literal[tuple(status.value for status in JobStatus)]  # type: ignore[valid-type]
+
+
 class Submitted(BaseModel):
     id: str
-    status: Literal["queued"]
+    status: QueuedStatus
 
 
 class JobView(BaseModel):
     id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: AnyStatus
     timeout: int = Field(description="Milliseconds")
     created_at: str | None
     started_at: str | None

@@ -1,5 +1,8 @@
-"""Entry point for gunicorn: `gunicorn api.wsgi:app`."""
+"""Entry point for gunicorn: `gunicorn api.wsgi:app`, configured from the environment."""
 
 from api import create_app
+from jobs.settings import load
+from jobs.store import store_for
 
-app = create_app()
+settings = load()
+app = create_app(settings, store_for(settings))

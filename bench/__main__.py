@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psutil
 import requests
 
 from bench.measure import descendants, median, percentile, rss_kib, service_log, timed_ms
-from sandbox import Job, Limits, process, run
+from sandbox import Job, Limits, run
 from sandbox.confine import Confinement
-from sandbox.pool import Prespawned
+from sandbox.pool import FreshProcesses, Prespawned
 from sandbox.process import deno_binary
-from sandbox.runner import watch
+from sandbox.runner import run_in_process
 from stack.redis_server import PrivateRedis, free_port
 from stack.service import Service
 
@@ -275,8 +276,9 @@ def api_threads_files(service: Service) -> tuple[int, int]:
     for child in service.supervisor.children:
         if child.name == "api" and child.process is not None:
             for pid in descendants(child.process.pid)[1:]:  # the master's workers
-                threads += len(os.listdir(f"/proc/{pid}/task"))
-                files += len(os.listdir(f"/proc/{pid}/fd"))
+                worker = psutil.Process(pid)
+                threads += worker.num_threads()
+                files += worker.num_fds()
     return threads, files
 
 
@@ -294,7 +296,7 @@ def prespawned_job_ms(count: int = 60) -> float:
         for _ in range(count):
             time.sleep(0.15)  # its replacement is started and idle again
             process = pool.take()
-            samples.append(timed_ms(lambda process=process: watch(job, Limits(), process)))
+            samples.append(timed_ms(lambda process=process: run_in_process(job, Limits(), process)))
             pool.release(process)
             pool.refill()
     finally:
@@ -307,12 +309,8 @@ def sandbox_job_ms(count: int = 40) -> tuple[float, float]:
     every OS wall this host allows, and with none of them (Deno's permissions only)."""
     job = Job.create(TRIVIAL["script"], "run", TRIVIAL["payload"])
     with_walls = median([timed_ms(lambda: run(job)) for _ in range(count)])
-    walled = process.confinement
-    process.confinement = Confinement  # type: ignore[assignment]  # no cgroups, netns or user
-    try:
-        without = median([timed_ms(lambda: run(job)) for _ in range(count)])
-    finally:
-        process.confinement = walled  # type: ignore[assignment]
+    unwalled = FreshProcesses(Limits(), walls=Confinement())  # no cgroups, netns or user
+    without = median([timed_ms(lambda: run(job, processes=unwalled)) for _ in range(count)])
     return with_walls, without
 
 
@@ -342,9 +340,8 @@ def worker_rss_kib(service: Service) -> int:
 
 def _comm(pid: int) -> str:
     try:
-        with open(f"/proc/{pid}/comm") as comm:
-            return comm.read().strip()
-    except OSError:
+        return psutil.Process(pid).name()
+    except psutil.Error:
         return ""
 
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+import psutil
+
 
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
@@ -27,32 +29,17 @@ def median(samples: list[float]) -> float:
 
 def rss_kib(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        return psutil.Process(pid).memory_info().rss // 1024
+    except psutil.Error:
+        return 0
 
 
 def descendants(pid: int) -> list[int]:
     """`pid` and all processes below it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return [pid]
 
 
 SERVICE_LOG = os.path.join(tempfile.gettempdir(), "sandbox-bench-service.log")

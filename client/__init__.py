@@ -7,6 +7,6 @@ job = api.submit(script, "run", {})   # returns at once
 job.wait(timeout=30)                  # the result, or raises JobFailed
 """
 
-from client.api import Client, Job, JobFailed, ServiceError
+from client.api import Client, JobFailed, ServiceError, SubmittedJob
 
-__all__ = ["Client", "Job", "JobFailed", "ServiceError"]
+__all__ = ["Client", "JobFailed", "ServiceError", "SubmittedJob"]

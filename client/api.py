@@ -6,7 +6,8 @@ from typing import Any
 
 import requests
 
-FINAL = frozenset({"succeeded", "failed", "cancelled"})
+from jobs.status import FINAL
+
 LONG_POLL_SECONDS = 20
 
 
@@ -62,10 +63,10 @@ class Client:
 
     def submit(
         self, script: str, fn: str, payload: dict[str, Any] | None = None, **options: Any
-    ) -> "Job":
+    ) -> "SubmittedJob":
         """Queue the job and return at once; follow it with the returned handle."""
         body = self._request("POST", "/jobs", json=self._body(script, fn, payload, options))
-        return Job(self, body["id"])
+        return SubmittedJob(self, body["id"])
 
     def _body(
         self, script: str, fn: str, payload: dict[str, Any] | None, options: dict[str, Any]
@@ -97,7 +98,7 @@ def _seconds(response: requests.Response) -> float | None:
 
 
 @dataclass
-class Job:
+class SubmittedJob:
     """A submitted job: ask its status, wait for it, or cancel it."""
 
     client: Client

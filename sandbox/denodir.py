@@ -1,4 +1,4 @@
-"""Each process's private DENO_DIR, copied from a template warmed once per worker.
+"""Each process's private DENO_DIR, copied from a template prepared once per worker.
 
 A new process with an empty DENO_DIR spends ~10 ms of CPU creating Deno's
 caches (module analysis, transpiled TypeScript) before it can run
@@ -29,7 +29,7 @@ WARM_UP_JOB = Job("export function run(p: { n: number }): number { return p.n }"
 
 @functools.cache
 def template(argv: tuple[str, ...]) -> Path:
-    """A warmed DENO_DIR for processes started with `argv` (made once per process)."""
+    """A prepared DENO_DIR for processes started with `argv` (made once per process)."""
     _remove_orphaned_templates()
     root = Path(tempfile.mkdtemp(prefix=f"{TEMPLATE_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, root, True)

@@ -28,7 +28,7 @@ SERVICE_CODES = frozenset(
 
 
 @dataclass(frozen=True)
-class Failure:
+class JobError:
     code: str
     message: str
     stack: str = ""
@@ -43,7 +43,7 @@ class Outcome:
     """A finished job: a result, or a failure; logs either way."""
 
     result: Any = None
-    error: Failure | None = None
+    error: JobError | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     returned: bool = True  # False: the function returned undefined, so there is no `result`
 
@@ -68,10 +68,10 @@ class Outcome:
         logs = data.get("logs", [])
         if "code" in data:
             thrown = data.get("thrown") is True
-            failure = Failure(data["code"], data["message"], data.get("stack", ""), thrown)
+            failure = JobError(data["code"], data["message"], data.get("stack", ""), thrown)
             return cls(error=failure, logs=logs)
         return cls(result=data.get("result"), logs=logs, returned="result" in data)
 
 
 def failed(code: str, message: str, logs: list[dict[str, Any]], stack: str = "") -> Outcome:
-    return Outcome(error=Failure(code, message, stack), logs=logs)
+    return Outcome(error=JobError(code, message, stack), logs=logs)

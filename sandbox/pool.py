@@ -11,18 +11,17 @@ import heapq
 import itertools
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
+from sandbox.confine import Confinement
 from sandbox.limits import Limits
 from sandbox.process import DenoProcess
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-_Call = tuple[Callable[[], object], "queue.Queue[object] | None"]
 
 IDLE_CHECK_SECONDS = 1.0
 START_WAIT_SECONDS = 10.0
@@ -40,16 +39,18 @@ class ProcessSource(Protocol):
 
 
 class FreshProcesses:
-    """A new process per job, started by the caller and reaped before returning."""
+    """A new process per job, started by the caller and reaped before returning.
+    `walls`: see `DenoProcess`."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, walls: Confinement | None = None) -> None:
         self.limits = limits
+        self.walls = walls
 
     def take(self) -> DenoProcess:
-        return DenoProcess(self.limits)
+        return DenoProcess(self.limits, walls=self.walls)
 
     def release(self, process: DenoProcess) -> None:
-        process.kill()
+        process.reap()
 
 
 class Grouped:
@@ -128,56 +129,49 @@ class _Later:
                     self._changed.notify_all()
 
 
-_later: dict[int, _Later] = {}
+_later: list[_Later] = []
 _later_lock = threading.Lock()
 
 
+def _forget_inherited() -> None:
+    """In a forked child: a thread does not survive fork, so the child starts its own
+    `_Later` when it needs one. The parent's is set aside, not dropped: nothing of the
+    parent's is finalized between fork and exec (Deno processes are started with a
+    preexec_fn, which runs at-fork hooks)."""
+    global _later, _later_lock
+    _inherited.append(_later)
+    _later, _later_lock = [], threading.Lock()
+
+
+_inherited: list[object] = []
+os.register_at_fork(after_in_child=_forget_inherited)
+
+
 def later() -> _Later:
-    """This process's `_Later` (a thread does not survive fork: one per process)."""
-    pid = os.getpid()
+    """This process's `_Later`."""
     with _later_lock:
-        if pid not in _later:
-            _later.clear()
-            _later[pid] = _Later()
-        return _later[pid]
+        if not _later:
+            _later.append(_Later())
+        return _later[0]
 
 
-class Spawner:
-    """One long-lived thread that starts and reaps processes for its owner."""
+def one_thread(name: str) -> ThreadPoolExecutor:
+    """One long-lived thread (it lives as long as the executor) that starts or reaps
+    processes for its owner, in order."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
-    def __init__(self, name: str) -> None:
-        self._calls: queue.Queue[_Call | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on the spawner thread and wait for its result (or exception)."""
-        reply: queue.Queue[object] = queue.Queue(maxsize=1)
-        self._calls.put((fn, reply))
-        result = reply.get()
-        if isinstance(result, BaseException):
-            raise result
-        return result  # type: ignore[return-value]
+def post(thread: ThreadPoolExecutor, fn: Callable[[], object]) -> None:
+    """Run `fn` on `thread` later, its errors logged; here and now once it is shut down."""
+    try:
+        thread.submit(fn).add_done_callback(_log_failure)
+    except RuntimeError:  # shut down (a process released after its pool closed)
+        fn()
 
-    def post(self, fn: Callable[[], object]) -> None:
-        """Run `fn` on the spawner thread later; errors are logged."""
-        self._calls.put((fn, None))
 
-    def _loop(self) -> None:
-        while (item := self._calls.get()) is not None:
-            fn, reply = item
-            try:
-                result: object = fn()
-            except Exception as error:
-                if reply is None:
-                    log.exception("spawner task failed")
-                result = error
-            if reply is not None:
-                reply.put(result)
-
-    def close(self) -> None:
-        self._calls.put(None)
-        self._thread.join(timeout=10)
+def _log_failure(done: "Future[object]") -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("background task failed", exc_info=done.exception())
 
 
 class Prespawned:
@@ -187,15 +181,16 @@ class Prespawned:
     after a job never delays the next process.
     """
 
-    def __init__(self, limits: Limits, size: int = 1) -> None:
+    def __init__(self, limits: Limits, size: int = 1, walls: Confinement | None = None) -> None:
         self.limits = limits
         self.size = size
+        self.walls = walls  # see `DenoProcess`
         self._idle: list[DenoProcess] = []
         self._starting = 0
         self._ready = threading.Condition()
         self._closed = False
-        self._spawner = Spawner("prespawner")
-        self._reaper = Spawner("reaper")
+        self._spawner = one_thread("prespawner")
+        self._reaper = one_thread("reaper")
         with self._ready:
             self._top_up()
         self._watcher = threading.Thread(
@@ -217,19 +212,22 @@ class Prespawned:
                     process = self._idle.pop(0)
                     if process.alive():
                         return process
-                    self._reaper.post(process.kill)
+                    post(self._reaper, process.reap)
                 self._top_up()
                 remaining = deadline - time.monotonic()
                 if self._closed or remaining <= 0:
                     break
                 self._ready.wait(remaining)
         # Starting keeps failing (or we are closing): start one here to surface the error.
-        return self._spawner.call(lambda: DenoProcess(self.limits))
+        return self._spawner.submit(self._new_process).result()
+
+    def _new_process(self) -> DenoProcess:
+        return DenoProcess(self.limits, walls=self.walls)
 
     def release(self, process: DenoProcess) -> None:
         """Kill the job's process now; reaping and cleanup happen on the reaper thread."""
-        process.stop()
-        self._reaper.post(process.kill)
+        process.kill()
+        post(self._reaper, process.reap)
 
     def refill(self) -> None:
         """Start replacements now. Call it once the job's answer is on its way: starting
@@ -242,12 +240,12 @@ class Prespawned:
         """Start processes until idle plus starting reaches `size` (lock held)."""
         while not self._closed and len(self._idle) + self._starting < self.size:
             self._starting += 1
-            self._spawner.post(self._start_one)
+            post(self._spawner, self._start_one)
 
     def _start_one(self) -> None:
         process = None
         try:
-            process = DenoProcess(self.limits)
+            process = self._new_process()
         finally:
             with self._ready:
                 self._starting -= 1
@@ -256,7 +254,7 @@ class Prespawned:
                     self._ready.notify()
                     process = None
             if process is not None:
-                self._reaper.post(process.kill)
+                post(self._reaper, process.reap)
 
     def _watch_idle(self) -> None:
         """Replace an idle process that died while waiting (e.g. killed from outside)."""
@@ -270,7 +268,7 @@ class Prespawned:
                 self._top_up()
             for process in dead:
                 log.warning("pre-spawned process %s died while idle; replacing it", process.pid)
-                self._reaper.post(process.kill)
+                post(self._reaper, process.reap)
 
     def close(self) -> None:
         with self._ready:
@@ -278,6 +276,6 @@ class Prespawned:
             idle, self._idle = self._idle, []
             self._ready.notify_all()
         for process in idle:
-            self._reaper.post(process.kill)
-        self._spawner.close()
-        self._reaper.close()
+            post(self._reaper, process.reap)
+        self._spawner.shutdown()
+        self._reaper.shutdown()

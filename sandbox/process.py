@@ -2,7 +2,7 @@
 job for `isolation: "none"`.
 
 The process gets no `--allow-*` flag, no remote/npm/config, its own DENO_DIR (a
-copy of a warmed template: module caches filled, localStorage and caches empty)
+copy of a prepared template: module caches filled, localStorage and caches empty)
 and its own session (so the whole group dies together), plus whatever `confine`
 found the host allows: cgroups, an empty network namespace, the `nobody` user. PR_SET_PDEATHSIG ties
 its life to the thread that started it: if that dies, even by SIGKILL, Deno dies.
@@ -70,6 +70,7 @@ def _remove_orphaned_workdirs() -> None:
 
 @functools.cache
 def confinement() -> Confinement:
+    """Every wall this host allows, detected once per process."""
     return detect((Path(deno_binary()), HARNESS))
 
 
@@ -117,14 +118,19 @@ def _child_setup(
 
 
 class DenoProcess:
-    """One started harness process plus the private directory and cgroups it lives in."""
+    """One started harness process plus the private directory and cgroups it lives in.
 
-    def __init__(self, limits: Limits, serving: bool = False) -> None:
+    `walls`: the OS walls to put it in; by default every one this host allows
+    (`confinement()`), `Confinement()` for none but Deno's own permissions."""
+
+    def __init__(
+        self, limits: Limits, serving: bool = False, walls: Confinement | None = None
+    ) -> None:
         self.limits = limits
         self.serving = serving
         self.memory_mb = limits.memory_mb
 
-        walls = confinement()
+        walls = confinement() if walls is None else walls
         _remove_orphaned_workdirs()
         self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.cgroup: JobCgroup | None = None
@@ -206,8 +212,8 @@ class DenoProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self) -> None:
-        """SIGKILL the group now; reaping and cleanup can follow later, in `kill`."""
+    def kill(self) -> None:
+        """SIGKILL the group now; reaping and cleanup can follow later, in `reap`."""
         if self.popen.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
@@ -240,9 +246,10 @@ class DenoProcess:
     def memory_exceeded(self) -> bool:
         return self.cgroup is not None and self.cgroup.memory_exceeded()
 
-    def kill(self) -> int:
-        """Kill the whole group, reap it, delete its directory; returns the exit status."""
-        self.stop()  # never signals a pid that may be reused: only this object reaps it
+    def reap(self) -> int:
+        """Kill the whole group, wait for it, delete its directory and cgroups; returns the
+        exit status."""
+        self.kill()  # never signals a pid that may be reused: only this object reaps it
         status = self.popen.wait()
         for pipe in (self.popen.stdin, self.popen.stderr):
             if pipe is not None:

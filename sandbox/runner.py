@@ -14,8 +14,8 @@ from sandbox import outcome as codes
 from sandbox.frames import ERROR, FrameReader, FrameTooLarge, ProtocolError, TooDeep, loads
 from sandbox.job import Job
 from sandbox.limits import MIB, Limits
-from sandbox.mime import detect_mime
-from sandbox.outcome import Failure, Outcome, failed
+from sandbox.mime import to_data_uri
+from sandbox.outcome import JobError, Outcome, failed
 from sandbox.pool import FreshProcesses, ProcessSource
 from sandbox.process import HARNESS, DenoProcess
 
@@ -41,21 +41,23 @@ def run(
     try:
         if on_process is not None:
             on_process(process.pid)
-        outcome, _ = watch(job, limits, process, cancel)
+        outcome, _ = run_in_process(job, limits, process, cancel)
         return outcome
     finally:
         source.release(process)
 
 
-def watch(
+def run_in_process(
     job: Job, limits: Limits, process: DenoProcess, cancel: threading.Event | None = None
 ) -> tuple[Outcome, bool]:
-    """Run `job` in `process`; the outcome, and whether the process could take another job."""
-    return _Watch(job, limits, process, cancel).run()
+    """Run `job` in `process`, a started one; the outcome, and whether the process could
+    take another job (a serving one, `isolation: "none"`)."""
+    return _JobRun(job, limits, process, cancel).outcome()
 
 
-class _Watch:
-    """Feeds the job in, then watches the frame channel, clock, memory and cancellation."""
+class _JobRun:
+    """One job in one process: feeds the job in, then reads the frame channel while
+    watching the clock, memory and cancellation, and says how the job ended."""
 
     def __init__(
         self, job: Job, limits: Limits, process: DenoProcess, cancel: threading.Event | None
@@ -74,15 +76,15 @@ class _Watch:
         self.stderr = bytearray()
         self.memory_mb = job.memory_mb or limits.memory_mb
 
-    def run(self) -> tuple[Outcome, bool]:
+    def outcome(self) -> tuple[Outcome, bool]:
         deadline = time.monotonic() + self.job.timeout_ms / 1000
         if not self.process.set_memory_limit(self.memory_mb):
             return failed(codes.PROCESS_ERROR, "The job's memory limit could not be set", []), False
         if not self.process.send(self.job.wire(self.limits)):
             return self._ended(deadline), False
-        stop = self._watch(deadline)
+        stop = self._read_until_done(deadline)
         if stop is not None:
-            self.process.stop()
+            self.process.kill()
             return failed(stop.code, stop.message, self.frames.logs, stop.stack), False
         if self.frames.terminal is not None:
             outcome = self._terminal()
@@ -91,8 +93,8 @@ class _Watch:
             return outcome, reusable
         return self._ended(deadline), False
 
-    def _watch(self, deadline: float) -> Failure | None:
-        """Read frames until the terminal one or the process's end; a Failure if the job
+    def _read_until_done(self, deadline: float) -> JobError | None:
+        """Read frames until the terminal one or the process's end; a JobError if the job
         must be stopped. stderr's EOF says the process is ending (or closed it): from
         then on its exit is polled each tick."""
         popen = self.process.popen
@@ -104,13 +106,13 @@ class _Watch:
             while self.frames.terminal is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return Failure(codes.TIMEOUT_ERROR, "Execution timeout")
+                    return JobError(codes.TIMEOUT_ERROR, "Execution timeout")
                 for key, _ in selector.select(min(remaining, TICK_SECONDS)):
                     failure = key.data(key.fileobj)
                     if failure is not None:
                         return failure
                 if self.cancel is not None and self.cancel.is_set():
-                    return Failure(codes.CANCELLED, "Job was cancelled")
+                    return JobError(codes.CANCELLED, "Job was cancelled")
                 if self.process.rss_bytes() > self.memory_mb * MIB:
                     return _memory_failure()
                 if len(selector.get_map()) == 1 and popen.poll() is not None:
@@ -119,7 +121,7 @@ class _Watch:
             selector.close()
         return None
 
-    def _frames(self, channel: int) -> Failure | None:
+    def _frames(self, channel: int) -> JobError | None:
         while self.frames.terminal is None:
             try:
                 data = os.read(channel, 256 * 1024)
@@ -128,7 +130,7 @@ class _Watch:
             try:
                 self.frames.feed(data)
             except FrameTooLarge:
-                return Failure(codes.OUTPUT_LIMIT_ERROR, "Output is larger than the limit")
+                return JobError(codes.OUTPUT_LIMIT_ERROR, "Output is larger than the limit")
             except ProtocolError as error:
                 return _protocol_failure(error)
         return None
@@ -147,7 +149,7 @@ class _Watch:
                 data = self.frames.error()
                 message, stack = clean_stack(data["message"]), clean_stack(data["stack"])
                 return Outcome(
-                    error=Failure(data["code"], message, stack, data["thrown"]), logs=logs
+                    error=JobError(data["code"], message, stack, data["thrown"]), logs=logs
                 )
             marker, json_text = self.frames.result()
             if json_text is None:
@@ -170,8 +172,7 @@ class _Watch:
                 index = value[marker]
                 if type(index) is not int or not 0 <= index < len(self.frames.buffers):
                     raise ProtocolError("a result names a binary value that was never sent")
-                encoded = self.frames.buffers[index]
-                return f"data:{detect_mime(base64.b64decode(encoded))};base64,{encoded}"
+                return to_data_uri(base64.b64decode(self.frames.buffers[index]))
             return {key: self._with_data_uris(item, marker) for key, item in value.items()}
         return value
 
@@ -201,12 +202,12 @@ def clean_stack(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if HARNESS_URL not in line)
 
 
-def _protocol_failure(error: ProtocolError) -> Failure:
-    return Failure(codes.PROCESS_ERROR, f"The sandbox broke its reporting protocol: {error}")
+def _protocol_failure(error: ProtocolError) -> JobError:
+    return JobError(codes.PROCESS_ERROR, f"The sandbox broke its reporting protocol: {error}")
 
 
-def _memory_failure() -> Failure:
-    return Failure(codes.MEMORY_LIMIT_ERROR, "Memory limit exceeded")
+def _memory_failure() -> JobError:
+    return JobError(codes.MEMORY_LIMIT_ERROR, "Memory limit exceeded")
 
 
 def _signal_name(number: int) -> str:

@@ -5,7 +5,7 @@ the Dockerfile's CMD). Each connection is a greenlet, not an OS thread, so a cli
 holds a connection (an idle or half-sent request head, a long-poll, a sync request
 waiting for its job) costs a few KiB and a file descriptor, never a thread; waits on
 Redis (redis-py under gevent's monkey patching, the one pub/sub listener per process in
-tasks/notify.py) yield to the other connections.
+jobs/notifier.py) yield to the other connections.
 
 On top of gunicorn's gevent worker:
 
@@ -47,7 +47,7 @@ class ApiWorker(GeventWorker):
 
     def patch(self) -> None:
         super().patch()  # monkey-patches first: the settings module is ours, read it after
-        from settings import load
+        from jobs.settings import load
 
         settings = load()
         self.read_timeout = float(settings.api_read_timeout_seconds)

@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from redis_connect import connect, is_sentinel
+from jobs.connection import connect, is_sentinel
 from stack.supervisor import child_setup
 
 

@@ -13,8 +13,8 @@ from typing import IO
 import redis
 import requests
 
-from redis_connect import connect, is_sentinel
-from settings import Settings, load
+from jobs.connection import connect, is_sentinel
+from jobs.settings import Settings, load
 from stack.redis_server import PrivateRedis, choose_redis, memory_warnings
 from stack.supervisor import Child, Supervisor
 from tasks.capacity import worker_capacity
@@ -27,7 +27,7 @@ API_BACKLOG = 2048  # connections waiting to be accepted (the kernel caps it at 
 
 @dataclass
 class Service:
-    """Children read their settings from `env`, exactly as `settings.load` documents."""
+    """Children read their settings from `env`, exactly as `jobs.settings.load` documents."""
 
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     workers: int = 1

@@ -33,13 +33,12 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
 
-import event_log
-import safe_json
-from sandbox.outcome import Failure, Outcome
-from settings import MAX_PAYLOAD_DEPTH_LIMIT
-from tasks.store import INVALID_JOB, QUEUED
+from jobs import events, safe_json
+from jobs.settings import MAX_PAYLOAD_DEPTH_LIMIT
+from jobs.status import INVALID_JOB, JobStatus
+from jobs.wire import TASK_NAME
+from sandbox.outcome import JobError, Outcome
 
-TASK_NAME = "sandbox.run"
 # An older producer's job sits 3 levels down a message body ([args, kwargs, options],
 # args, job): room for the deepest payload the API may allow, far from the ~480 levels
 # at which pickle fails.
@@ -81,15 +80,15 @@ def fail_named_job(headers: Any, why: str) -> None:
     from tasks.app import job_store  # tasks.app configures Celery with this module
 
     store = job_store()
-    outcome = Outcome(error=Failure(INVALID_JOB, f"The job's message was refused: {why}"))
+    outcome = Outcome(error=JobError(INVALID_JOB, f"The job's message was refused: {why}"))
     try:
         record = store.get(job_id)
-        recorded = record is not None and record.status == QUEUED
+        recorded = record is not None and record.status == JobStatus.QUEUED
         recorded = recorded and store.finish(job_id, outcome)
     except redis.RedisError as error:  # the record lapses with its TTL
         log.warning("Could not fail job %s, whose message was refused: %s", job_id, error)
         return
-    event_log.event("job", job_id=job_id, code=INVALID_JOB, recorded=recorded)
+    events.event("job", job_id=job_id, code=INVALID_JOB, recorded=recorded)
 
 
 def envelope_problem(envelope: Any) -> str | None:

@@ -16,7 +16,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from settings import Settings
+from jobs.settings import Settings
 
 POOL_PROCESS_MB = 50  # resident size of one Celery pool process (measured: 49 MiB)
 IDLE_DENO_MB = 45  # resident size of a pre-spawned Deno process waiting for a job (44-46)

@@ -7,7 +7,6 @@ under the same name is not mistaken for the one that died.
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -15,40 +14,27 @@ import threading
 
 from celery.signals import worker_ready, worker_shutdown
 
-import event_log
+from jobs import events
+from jobs.presence import Workers
+from jobs.status import WORKER_LOST
 from sandbox.process import confinement
 from tasks.app import job_store, redis_client, settings
 from tasks.capacity import worker_capacity
-from tasks.presence import Presence
 from tasks.recovery import requeue_orphans
-from tasks.store import PREFIX, WORKER_LOST
 
-INTERVAL_SECONDS = 5
-TTL_SECONDS = 15
+INTERVAL_SECONDS = 5  # well within jobs.presence.WORKER_TTL_SECONDS
 _stop = threading.Event()
 _identity: list[str] = []
 log = logging.getLogger(__name__)
 
 
 @functools.cache
-def workers() -> Presence:
-    return Presence(redis_client(), PREFIX + "workers", TTL_SECONDS * 1000)
+def workers() -> Workers:
+    return Workers(redis_client())
 
 
 def identity_of_main_process(hostname: str, pid: int) -> str:
     return f"{hostname}:{pid}"
-
-
-def live_workers() -> dict[str, dict[str, str | int]]:
-    """Worker identity -> the confinement its jobs run under and its slots, for every
-    worker beating now."""
-    present = workers().present()
-    return {identity: json.loads(present[identity]) for identity in sorted(present)}
-
-
-def live_slots() -> int:
-    """Jobs the live workers run at once, all together."""
-    return sum(int(info.get("slots", 0)) for info in live_workers().values())
 
 
 def describe_capacity(slots: int) -> dict[str, int | str]:
@@ -61,15 +47,15 @@ def describe_capacity(slots: int) -> dict[str, int | str]:
 
 
 def _beat(identity: str, capacity: dict[str, int | str]) -> None:
-    described = json.dumps(confinement().describe() | capacity)
+    described = confinement().describe() | capacity
     while not _stop.is_set():
         # Redis away: the beat lapses and healthz reports it; keep trying.
         with contextlib.suppress(Exception):
             workers().announce(identity, described)
-            for job_id in requeue_orphans(set(live_workers())):
-                event_log.event("job", job_id=job_id, requeued_by=identity)  # its worker died
+            for job_id in requeue_orphans(set(workers().live())):
+                events.event("job", job_id=job_id, requeued_by=identity)  # its worker died
             for job_id in job_store().fail_overdue():
-                event_log.event("job", job_id=job_id, code=WORKER_LOST, failed_by=identity)
+                events.event("job", job_id=job_id, code=WORKER_LOST, failed_by=identity)
         _stop.wait(INTERVAL_SECONDS)
 
 

@@ -1,57 +1,72 @@
-"""Per worker process: Deno processes started ahead of jobs, and the warm runner.
+"""Per worker process: Deno processes started ahead of jobs, and the runner of jobs that
+share a long-lived process (`isolation: "none"`).
 
-Created in each pool process after the fork (a thread does not survive fork),
-and closed with it; none of their Deno processes outlives the pool process.
+Created in each pool process after the fork (a thread does not survive fork), and
+closed with it; none of their Deno processes outlives the pool process.
 """
 
 import contextlib
+import functools
 import os
+import socket
 import threading
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
+from jobs.presence import IdleProcesses
 from sandbox.pool import Prespawned
-from sandbox.warm import WarmRunner
-from tasks import stats
-from tasks.app import settings
+from sandbox.process import confinement
+from sandbox.shared import SharedProcessRunner
+from tasks.app import redis_client, settings
 
 REPORT_SECONDS = 1.0
 _stopping = threading.Event()
 _reporter: list[threading.Thread] = []
+_pools: dict[str, Prespawned | SharedProcessRunner] = {}
+_inherited: list[object] = []
 
 
-_pools: dict[str, object] = {}
-_owner = 0
+def _forget_inherited() -> None:
+    """In a forked child: the parent's pools are not ours to use (their threads did not
+    survive fork). They are set aside, not dropped: finalizing them between fork and
+    exec (Deno processes are started with a preexec_fn, which runs at-fork hooks) could
+    close or flush what the parent still uses."""
+    global _pools
+    _inherited.append(_pools)
+    _pools = {}
 
 
-def _mine() -> dict[str, object]:
-    global _owner
-    if _owner != os.getpid():  # inherited from a parent: not ours to use
-        _pools.clear()
-        _owner = os.getpid()
-    return _pools
+os.register_at_fork(after_in_child=_forget_inherited)
 
 
 def prespawned() -> Prespawned:
-    pools = _mine()
-    if "prespawned" not in pools:
-        pools["prespawned"] = Prespawned(settings.limits, settings.prespawn)
-    return pools["prespawned"]  # type: ignore[return-value]
+    if "prespawned" not in _pools:
+        _pools["prespawned"] = Prespawned(settings.limits, settings.prespawn, confinement())
+    return _pools["prespawned"]  # type: ignore[return-value]
 
 
-def warm() -> WarmRunner:
-    pools = _mine()
-    if "warm" not in pools:
-        pools["warm"] = WarmRunner(settings.limits)
-    return pools["warm"]  # type: ignore[return-value]
+def shared_runner() -> SharedProcessRunner:
+    if "shared" not in _pools:
+        _pools["shared"] = SharedProcessRunner(settings.limits, confinement())
+    return _pools["shared"]  # type: ignore[return-value]
+
+
+@functools.cache
+def idle_processes() -> IdleProcesses:
+    return IdleProcesses(redis_client())
+
+
+def pool_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _report_idle() -> None:
     """For /metrics: how many pre-spawned processes wait for a job here."""
     while not _stopping.wait(REPORT_SECONDS):
-        pool = _mine().get("prespawned")  # never creates one: it may be shutting down
+        pool = _pools.get("prespawned")  # never creates one: it may be shutting down
         with contextlib.suppress(Exception):  # Redis away: the figure lapses, and returns
-            stats.report_idle(pool.idle if isinstance(pool, Prespawned) else 0)
+            idle = pool.idle if isinstance(pool, Prespawned) else 0
+            idle_processes().report(pool_process(), idle)
 
 
 @worker_process_init.connect
@@ -67,7 +82,7 @@ def _stop(**_: object) -> None:
     for thread in _reporter:
         thread.join(timeout=5)  # so it cannot write the figure again after the delete
     with contextlib.suppress(Exception):
-        stats.idle_processes().withdraw(stats.pool_process())
-    for pool in _mine().values():
-        pool.close()  # type: ignore[attr-defined]
+        idle_processes().withdraw(pool_process())
+    for pool in _pools.values():
+        pool.close()
     _pools.clear()

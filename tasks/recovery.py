@@ -7,12 +7,19 @@ ten minutes). Jobs whose recorded worker no longer beats are requeued at once
 instead, through kombu's own restore, so they do not sit `running` that long.
 """
 
+import functools
 import json
 
+from jobs.status import JobStatus
 from tasks.app import app, job_store, redis_client
-from tasks.store import RUNNING_DEADLINES
 
-UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacked messages here
+
+@functools.cache
+def unacked_key() -> str:
+    """The hash where kombu's Redis transport keeps delivered, unacked messages, as its
+    channel names it (transport options may rename it)."""
+    with app.connection_for_write() as connection:
+        return connection.default_channel.unacked_key
 
 
 def requeue_orphans(live: set[str]) -> list[str]:
@@ -20,18 +27,19 @@ def requeue_orphans(live: set[str]) -> list[str]:
     client = redis_client()
     store = job_store()
     orphans: dict[bytes, str] = {}
-    for tag, raw in client.hgetall(UNACKED).items():
+    for tag, raw in client.hgetall(unacked_key()).items():
         try:
             job_id = json.loads(raw)[0]["headers"]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
             continue
         status, worker = client.hmget(store.key(job_id), "status", "worker")
-        if status == b"running" and worker is not None and worker.decode() not in live:
+        running = status is not None and status.decode() == JobStatus.RUNNING
+        if running and worker is not None and worker.decode() not in live:
             orphans[tag] = job_id
     if orphans:
         with app.connection_for_write() as connection:
             qos = connection.default_channel.qos
             for tag, job_id in orphans.items():
                 qos.restore_by_tag(tag.decode(), leftmost=True)
-                client.zrem(RUNNING_DEADLINES, job_id)  # it waits in the queue again
+                store.requeued(job_id)  # it waits in the queue again
     return list(orphans.values())

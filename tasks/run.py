@@ -10,46 +10,47 @@ from typing import Any, TypeVar
 
 import redis
 
-import event_log
 import sandbox
-from sandbox import InvalidJob, Job, Outcome
-from sandbox.outcome import PROCESS_ERROR, Failure
+from jobs import events, keys, wire
+from jobs.notifier import Notifier
+from jobs.status import INVALID_JOB, WORKER_LOST, JobStatus
+from jobs.store import code_class
+from sandbox import InvalidJob, Outcome
+from sandbox.outcome import PROCESS_ERROR, JobError
 from sandbox.pool import Grouped
-from tasks import wire
 from tasks.app import app, job_store, redis_client, settings
 from tasks.heartbeat import identity_of_main_process
-from tasks.notify import Notifier
-from tasks.processes import prespawned, warm
-from tasks.store import CANCELLED_STATUS, INVALID_JOB, PREFIX, WORKER_LOST, code_class
+from tasks.processes import prespawned, shared_runner
 
-_cancels = Notifier(redis_client(), PREFIX + "cancel:*")
-event_log.configure()
+_cancels = Notifier(redis_client(), keys.CANCEL_PATTERN)
+events.configure()
 REDIS_RETRY_SECONDS = 120
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-@app.task(name="sandbox.run", bind=True)
+@app.task(name=wire.TASK_NAME, bind=True)
 def run_job(self: Any, *args: Any, **kwargs: Any) -> None:
-    """`args`: the job's id and the job as `tasks.wire` encodes it. A message of any other
+    """`args`: the job's id and the job as `jobs.wire` encodes it (the API sends it by
+    name, through `jobs.queue`). A message of any other
     shape, or whose job breaks the API's rules, fails the job it names as INVALID_JOB."""
     job_id = args[0] if args and isinstance(args[0], str) else self.request.id
     store = job_store()
     try:
         job_spec = wire.decode(args, kwargs, settings.limits, settings.max_payload_depth)
     except InvalidJob as error:
-        invalid = Outcome(error=Failure(INVALID_JOB, f"The job's message was refused: {error}"))
+        invalid = Outcome(error=JobError(INVALID_JOB, f"The job's message was refused: {error}"))
         recorded = _through_redis_outage(lambda: store.finish(job_id, invalid), job_id)
-        event_log.event("job", job_id=job_id, code=INVALID_JOB, recorded=recorded)
+        events.event("job", job_id=job_id, code=INVALID_JOB, recorded=recorded)
         return
     # The pool process's parent is the worker's main process, whose identity beats.
     identity = identity_of_main_process(self.request.hostname, os.getppid())
     verdict = _through_redis_outage(lambda: store.start(job_id, identity), job_id)
     if verdict == "lost":
-        lost = Failure(WORKER_LOST, "The job's worker died twice while running it")
+        lost = JobError(WORKER_LOST, "The job's worker died twice while running it")
         store.finish(job_id, Outcome(error=lost))
     if verdict != "run":
-        event_log.event("job", job_id=job_id, worker=identity, skipped=verdict)
+        events.event("job", job_id=job_id, worker=identity, skipped=verdict)
         return
     started, pids = time.perf_counter(), []
 
@@ -61,20 +62,20 @@ def run_job(self: Any, *args: Any, **kwargs: Any) -> None:
     with _cancel_event(job_id) as cancel:
         try:
             if job_spec.isolation == "none":
-                outcome = warm().run(job_spec, cancel, record_pid)
+                outcome = shared_runner().run(job_spec, cancel, record_pid)
             else:
                 # A job running a while shares CPU with its key's others: one key weighs as one.
                 processes = Grouped(prespawned(), lambda: store.owner(job_id))
                 outcome = sandbox.run(job_spec, settings.limits, cancel, processes, record_pid)
         except Exception as error:  # a bug of ours must still end the job, never leave it running
             log.exception("the sandbox failed on job %s", job_id)
-            failure = Failure(PROCESS_ERROR, f"The sandbox failed: {type(error).__name__}")
+            failure = JobError(PROCESS_ERROR, f"The sandbox failed: {type(error).__name__}")
             outcome = Outcome(error=failure)
 
     recorded = _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
     if job_spec.isolation != "none":
         prespawned().refill()
-    event_log.event(
+    events.event(
         "job",
         job_id=job_id,
         worker=identity,
@@ -131,19 +132,6 @@ class _OnlyIfCancelled(threading.Event):
         except (redis.ConnectionError, redis.TimeoutError):
             self._wake.set()
             return False
-        if record is not None and record.status == CANCELLED_STATUS:
+        if record is not None and record.status == JobStatus.CANCELLED:
             self.set()
         return super().is_set()
-
-
-def submit(job_id: str, job: Job) -> None:
-    """Queue a job whose record exists; the hard time limit backs up the sandbox's own."""
-    hard_limit = job.timeout_ms / 1000 + settings.task_time_margin_seconds
-    run_job.apply_async(
-        args=(job_id, wire.encode(job)),  # one string: nothing nested for pickle to recurse into
-        task_id=job_id,
-        time_limit=hard_limit,
-        retry=False,
-        argsrepr="",  # not a copy of the user's script in the message headers, nor its cost
-        kwargsrepr="",
-    )

@@ -1,28 +1,37 @@
 """Finding Deno processes started by this project, to prove none is left behind."""
 
 import os
+import tempfile
 import time
+
+import psutil
 
 from sandbox.process import HARNESS
 
 
-def harness_pids() -> set[int]:
-    """Live (non-zombie) processes running the sandbox harness."""
+def own_tempdir(parent: str | None = None) -> str:
+    """A new temporary directory (in `parent`, by default the temporary directory) that
+    jobs running as `nobody` can work in too, as in /tmp."""
+    path = tempfile.mkdtemp(prefix="sandbox-tests-", dir=parent)
+    os.chmod(path, 0o1777)
+    return path
+
+
+def harness_pids(under: str | None = None) -> set[int]:
+    """Live (non-zombie) processes running the sandbox harness whose working directory
+    (each has its own, in the temporary directory of whoever started it) is under `under`,
+    by default this process's temporary directory. Tests that run in parallel with others
+    (`make test`) give themselves, or their stack, a temporary directory of their own
+    (TMPDIR), so that they see only the processes they started."""
+    marker, ours = str(HARNESS), (under or tempfile.gettempdir()).rstrip(os.sep) + os.sep
     pids = set()
-    marker = str(HARNESS).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                if marker not in cmdline.read():
-                    continue
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                state = stat.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != b"Z":
-            pids.add(int(entry))
+    for process in psutil.process_iter(["cmdline", "status", "cwd"]):
+        cmdline = process.info["cmdline"] or []
+        running = process.info["status"] != psutil.STATUS_ZOMBIE
+        cwd = process.info["cwd"]
+        ours_or_unknown = cwd is None or cwd.startswith(ours)  # unreadable: counted, to be safe
+        if running and ours_or_unknown and any(marker in arg for arg in cmdline):
+            pids.add(process.pid)
     return pids
 
 
@@ -37,25 +46,25 @@ def wait_until_gone(pids: set[int], seconds: float = 5.0) -> set[int]:
 
 
 def parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[1])
+    return psutil.Process(pid).ppid()
 
 
 def cpu_seconds(pid: int) -> float:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
-def wait_until_only_idle(capacity: int, seconds: float = 10.0) -> set[int]:
-    """Wait until at most `capacity` harness processes remain, all idle (pre-started,
-    never given a job: nearly no CPU used). Returns the ones that are not."""
+def wait_until_only_idle(
+    capacity: int, seconds: float = 10.0, under: str | None = None
+) -> set[int]:
+    """Wait until at most `capacity` harness processes (under `under`) remain, all idle
+    (pre-started, never given a job: nearly no CPU used). Returns the ones that are not."""
     deadline = time.monotonic() + seconds
     while True:
-        pids = harness_pids()
+        pids = harness_pids(under)
         busy = {pid for pid in pids if cpu_seconds(pid) > 0.5}
         if (len(pids) <= capacity and not busy) or time.monotonic() > deadline:
             return busy if busy else (pids if len(pids) > capacity else set())

@@ -1,6 +1,8 @@
 """Real service stacks for integration tests: private redis-server, Celery workers, gunicorn."""
 
+import gc
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,8 +10,10 @@ from typing import IO, Any
 
 import redis
 import requests
+from procs import own_tempdir
 
-from settings import Settings
+from jobs import keys
+from jobs.settings import Settings
 from stack.redis_server import PrivateRedis, free_port
 from stack.service import Service
 
@@ -25,40 +29,60 @@ def running_stack(
     redis: PrivateRedis | None = None,
     output: IO[bytes] | None = None,
     **settings: str,
-) -> Iterator["Client"]:
+) -> Iterator["StackClient"]:
     """A whole stack on a private Redis (or on `redis`, which the caller then owns);
     its processes write to `output` if given. The private Redis is bounded as `make run`
     bounds its own (`REDIS_MAXMEMORY_MB`)."""
     owned = redis is None
     maxmemory_mb = int(settings.get("REDIS_MAXMEMORY_MB", Settings.redis_maxmemory_mb))
     redis = redis or PrivateRedis(appendonly=appendonly, maxmemory_mb=maxmemory_mb).start()
-    env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()))
+    # Its own temporary directory: its Deno processes work there (`procs.harness_pids`).
+    tmpdir = own_tempdir()
+    env = dict(os.environ, REDIS_URL=redis.url, API_PORT=str(free_port()), TMPDIR=tmpdir)
     env |= {"WORKER_CONCURRENCY": "2", "API_PROCESSES": "1"} | settings
     service = Service(env=env, workers=workers, output=output)
+    sessions: list[requests.Session] = []
     try:
         service.start()
         service.wait_ready()
-        yield Client(service.url, service, redis)
+        yield StackClient(service.url, service, redis, sessions=sessions)
     finally:
+        # An idle kept-alive connection would hold each API process for its whole
+        # graceful shutdown (5 s): the tests are done with them, and with the clients
+        # they dropped (a failure's traceback may hold one in a cycle until collected).
+        for session in sessions:
+            session.close()
+        gc.collect()
         service.stop()
         if owned:
             redis.cleanup()
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-class Client:
+class StackClient:
+    """Calls one running stack over HTTP (`requests`); the project's own Python client is
+    `client.Client`."""
+
     def __init__(
-        self, url: str, service: Service, redis: PrivateRedis, key: str | None = None
+        self,
+        url: str,
+        service: Service,
+        redis: PrivateRedis,
+        key: str | None = None,
+        sessions: list[requests.Session] | None = None,
     ) -> None:
         self.url = url
         self.service = service
         self.redis = redis
         self.http = requests.Session()
+        self.sessions = sessions if sessions is not None else []
+        self.sessions.append(self.http)  # closed with the stack
         if key is not None:
             self.http.headers["Authorization"] = f"Bearer {key}"
 
-    def with_key(self, key: str) -> "Client":
+    def with_key(self, key: str) -> "StackClient":
         """The same stack, called with an API key."""
-        return Client(self.url, self.service, self.redis, key)
+        return StackClient(self.url, self.service, self.redis, key, self.sessions)
 
     def post(self, path: str = "/", **body: Any) -> requests.Response:
         return self.http.post(self.url + path, json=body, timeout=90)
@@ -93,7 +117,7 @@ class Client:
         client = redis.Redis.from_url(self.redis.url)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            raw = client.hget(f"exec:job:{job_id}", "pid")
+            raw = client.hget(keys.job(job_id), "pid")
             if raw is not None and int(raw) != not_pid and self.status(job_id) == "running":
                 return int(raw)
             time.sleep(0.01)

@@ -1,10 +1,10 @@
 """Jobs that run a while share CPU by group (one API key's jobs weigh as one), not by job."""
 
-import os
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sandbox import Job, Limits, process, run
@@ -30,12 +30,14 @@ def cpu_cgroup(pid: int) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
-def start(script: str, group: str, timeout: int, pids: list[int]) -> threading.Thread:
-    source = Grouped(FreshProcesses(LIMITS), group)
+def start(
+    script: str, group: str, timeout: int, pids: list[int], walls: Confinement | None = None
+) -> threading.Thread:
+    source = Grouped(FreshProcesses(LIMITS, walls), group)
     job = Job.create(script, "run", {}, timeout, LIMITS)
     thread = threading.Thread(target=run, args=(job, LIMITS, None, source, pids.append))
     thread.start()
@@ -97,14 +99,13 @@ def test_one_groups_many_spinners_weigh_as_much_as_another_groups_one():
     assert lone >= 0.6 * crowd, f"lone loop {lone:.2f} s of CPU, four loops {crowd:.2f} s"
 
 
-def test_without_cgroups_a_job_running_a_while_gets_a_lower_priority(monkeypatch):
-    monkeypatch.setattr(process, "confinement", Confinement)  # no cgroups, netns or user
+def test_without_cgroups_a_job_running_a_while_gets_a_lower_priority():
     pids: list[int] = []
-    thread = start(SPIN, "alice", 1000, pids)
+    thread = start(SPIN, "alice", 1000, pids, walls=Confinement())  # no cgroups, netns or user
 
     def niced() -> bool:
-        tasks = Path(f"/proc/{pids[0]}/task").iterdir() if pids else []
-        nice = [int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]) for task in tasks]
+        threads = psutil.Process(pids[0]).threads() if pids else []
+        nice = [psutil.Process(thread.id).nice() for thread in threads]
         return bool(nice) and all(value == LONG_JOB_NICE for value in nice)
 
     wait_for(niced)

@@ -65,7 +65,7 @@ def test_directories_left_by_a_dead_owner_are_removed_by_the_next_process(tmp_pa
     mine = tempfile.mkdtemp(prefix=f"{process.WORKDIR_PREFIX}{os.getpid()}-")
     try:
         process._remove_orphaned_workdirs.cache_clear()
-        process.DenoProcess(process.Limits()).kill()
+        process.DenoProcess(process.Limits()).reap()
         assert not os.path.exists(orphan)
         assert os.path.exists(mine)
     finally:

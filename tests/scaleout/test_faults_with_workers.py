@@ -10,20 +10,20 @@ import pytest
 import redis as redis_client
 import requests
 from procs import parent_of, wait_until_gone
-from stacks import SLEEP, Client, running_stack
+from stacks import SLEEP, StackClient, running_stack
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Client]:
+def cluster() -> Iterator[StackClient]:
     with running_stack(
         workers=2, appendonly=True, WORKER_CONCURRENCY="1", MAX_QUEUE_DEPTH="4"
     ) as client:
         yield client
 
 
-def final_states(cluster: Client, ids: list[str], seconds: float = 90) -> dict[str, str]:
+def final_states(cluster: StackClient, ids: list[str], seconds: float = 90) -> dict[str, str]:
     deadline = time.monotonic() + seconds
     states = {}
     for job_id in ids:

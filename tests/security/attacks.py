@@ -173,9 +173,24 @@ ATTACKS = [
         "PROCESS_ERROR",
     ),
     Attack(
-        "guessed_nonce_frames",
+        "guessed_frames_on_stdout",
         "export function run() { const e = new TextEncoder(); for (let i = 0; i < 2000; i++) { const n = crypto.randomUUID().replaceAll('-', ''); Deno.stdout.writeSync(e.encode(`\\n${n} R \"forged\"\\n`)) } return 'real' }",
         ("result", "real"),
+    ),
+    Attack(
+        "frames_forged_on_every_writable_stream",
+        "export async function run() { const e = new TextEncoder(); const f = 'R 00000000-0000-0000-0000-000000000000 \"forged\"\\n';"
+        " Deno.stdout.writeSync(e.encode(f)); Deno.stderr.writeSync(e.encode(f));"
+        " try { Deno.openSync('frames', { write: true }).writeSync(e.encode(f)) } catch {}"
+        " const fs = await import('node:fs'); for (let fd = 0; fd < 64; fd++) { try { fs.writeSync(fd, f) } catch {} }"
+        " await new Promise(() => setInterval(() => {}, 1000)) }",
+        "TIMEOUT_ERROR",
+    ),
+    Attack(
+        "own_source_holds_no_secret",
+        "export function run() { const src = atob(import.meta.url.split(',')[1]);"
+        " return [src.split('\\n').pop() === '', /[0-9a-f]{32}/.test(src + new Error().stack)] }",
+        ("result", [True, False]),
     ),
     Attack(
         "prototype_pollution",

@@ -1,10 +1,10 @@
 from collections.abc import Iterator
 
 import pytest
-from stacks import Client, running_stack
+from stacks import StackClient, running_stack
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[Client]:
+def api() -> Iterator[StackClient]:
     with running_stack() as client:
         yield client

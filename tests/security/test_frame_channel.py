@@ -13,7 +13,7 @@ from security.attacks import worker_source
 from sandbox import Job, Limits, run
 from sandbox.pool import FreshProcesses
 from sandbox.process import DenoProcess
-from sandbox.runner import watch
+from sandbox.runner import run_in_process
 
 LIMITS = Limits()
 NEVER_RETURNS = "await new Promise(() => setInterval(() => {}, 1000));"
@@ -100,10 +100,10 @@ def corrupted_channel(frame: bytes):
     )
     threading.Timer(0.1, os.write, (process.channel, frame)).start()
     try:
-        outcome, reusable = watch(job, LIMITS, process, None)
+        outcome, reusable = run_in_process(job, LIMITS, process, None)
         return outcome, reusable, process.pid
     finally:
-        process.kill()
+        process.reap()
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_an_oversized_frame_is_an_output_limit_error():
     )
     threading.Timer(0.1, os.write, (process.channel, b"L " + b"x" * 200_000)).start()
     try:
-        outcome, _ = watch(job, limits, process, None)
+        outcome, _ = run_in_process(job, limits, process, None)
     finally:
-        process.kill()
+        process.reap()
     assert outcome.error is not None and outcome.error.code == "OUTPUT_LIMIT_ERROR"

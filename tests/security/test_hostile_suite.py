@@ -58,4 +58,5 @@ def test_attacks_at_once_leave_normal_jobs_correct_and_no_process_behind(api):
         a.name for a, body in zip(ATTACKS, hostile_bodies, strict=True) if not verdict(a, body)
     ]
     assert wrong == []
-    assert wait_until_only_idle(capacity=2) == set()  # 2 worker processes x 1 pre-started each
+    # 2 worker processes x 1 pre-started each, of this stack
+    assert wait_until_only_idle(capacity=2, under=api.service.env["TMPDIR"]) == set()

@@ -2,13 +2,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from stacks import Client, running_stack
+from stacks import StackClient, running_stack
 
 from stack.redis_server import PrivateRedis
 
 
 @pytest.fixture(scope="session")
-def api() -> Iterator[Client]:
+def api() -> Iterator[StackClient]:
     """One real stack shared by the HTTP tests: Redis, a worker with 2 processes, gunicorn."""
     with running_stack() as client:
         yield client

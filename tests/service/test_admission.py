@@ -4,9 +4,11 @@ redis-server."""
 import time
 import uuid
 
+from jobs.admission import Admission
+from jobs.keys import active as active_key
+from jobs.keys import recent as recent_key
+from jobs.store import JobStore
 from sandbox import Outcome
-from tasks.admission import Admission, active_key, recent_key
-from tasks.store import JobStore
 
 QUEUE = "test-queue"
 

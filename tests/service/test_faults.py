@@ -9,16 +9,16 @@ from collections.abc import Iterator
 import pytest
 import requests
 from procs import parent_of, wait_until_gone
-from stacks import SLEEP, Client, running_stack
+from stacks import SLEEP, StackClient, running_stack
 
 
 @pytest.fixture(scope="module")
-def fragile() -> Iterator[Client]:
+def fragile() -> Iterator[StackClient]:
     with running_stack(RESULT_TTL_SECONDS="2", QUEUE_WAIT_MS="300") as client:
         yield client
 
 
-def kill_the_process_running(client: Client, job_id: str, not_pid: int | None = None) -> int:
+def kill_the_process_running(client: StackClient, job_id: str, not_pid: int | None = None) -> int:
     """SIGKILL the worker process that runs `job_id` (the parent of its Deno); the Deno pid."""
     deno = client.deno_pid(job_id, not_pid=not_pid)
     os.kill(parent_of(deno), signal.SIGKILL)

@@ -5,7 +5,6 @@ Celery, Deno) with a short `API_READ_TIMEOUT_SECONDS`. Every socket is on loopba
 closed at the end.
 """
 
-import os
 import resource
 import selectors
 import socket
@@ -13,9 +12,10 @@ import statistics
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 import requests
-from stacks import SLEEP, Client, running_stack
+from stacks import SLEEP, StackClient, running_stack
 
 from bench.measure import descendants
 
@@ -28,7 +28,7 @@ HALF_HEAD = b"POST / HTTP/1.1\r\nHost: front-door\r\nContent-Type: application/j
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[Client]:
+def api() -> Iterator[StackClient]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = IDLE_SOCKETS + LONG_POLLS + 200
     if hard != resource.RLIM_INFINITY and hard < needed:
@@ -41,12 +41,12 @@ def api() -> Iterator[Client]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def address(api: Client) -> tuple[str, int]:
+def address(api: StackClient) -> tuple[str, int]:
     host, port = api.url.removeprefix("http://").split(":")
     return host, int(port)
 
 
-def api_processes(api: Client) -> list[int]:
+def api_processes(api: StackClient) -> list[int]:
     """The gunicorn worker processes (the master's children)."""
     (child,) = [c for c in api.service.supervisor.children if c.name == "api"]
     assert child.process is not None
@@ -54,11 +54,11 @@ def api_processes(api: Client) -> list[int]:
 
 
 def threads_and_files(pids: list[int]) -> tuple[int, int]:
-    threads = sum(len(os.listdir(f"/proc/{pid}/task")) for pid in pids)
-    return threads, sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids)
+    processes = [psutil.Process(pid) for pid in pids]
+    return sum(p.num_threads() for p in processes), sum(p.num_fds() for p in processes)
 
 
-def trivial_ms(api: Client) -> float:
+def trivial_ms(api: StackClient) -> float:
     """Another client: a new connection, a sync trivial job; its answer's latency."""
     started = time.perf_counter()
     response = requests.post(api.url + "/", json=TRIVIAL, timeout=30)

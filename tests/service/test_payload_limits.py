@@ -24,33 +24,12 @@ def nests(levels: int) -> str:
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("levels", [65, 500, 5_000, 100_000])
-def test_payload_nested_deeper_than_the_limit_is_400_naming_it(api, path, levels):
-    response = post(api, path, nests(levels))
-    assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert "payload" in error and "nest" in error and "64 levels" in error
-
-
-@pytest.mark.parametrize("path", PATHS)
 def test_payload_nested_exactly_to_the_limit_runs(api, path):
     response = post(api, path, nests(64), DEPTH)
     if path == "/jobs":
         assert response.status_code == 202, response.text
         response = api.job(response.json()["id"], wait=30)
     assert response.json()["result"] == 64, response.text
-
-
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize(
-    "number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", '[1, {"b": 1e400}]']
-)
-def test_numbers_json_cannot_represent_are_400_naming_the_rule(api, path, number):
-    response = post(api, path, f'{{"a": {number}}}')
-    assert response.status_code == 400, response.text
-    assert response.json()["error"] == (
-        "numbers must be finite (NaN, Infinity and values beyond float range are not JSON)"
-    )
 
 
 def test_large_finite_numbers_still_run(api):

@@ -17,25 +17,25 @@ from collections.abc import Iterator
 import pytest
 import redis
 from celery import Celery
-from stacks import QUICK, Client, running_stack
+from stacks import QUICK, StackClient, running_stack
 
-from settings import ANONYMOUS
-from tasks.admission import Admission
-from tasks.store import JobStore
+from jobs.admission import Admission
+from jobs.settings import ANONYMOUS
+from jobs.store import JobStore
 
 QUEUE = "sandbox"
 JOB = {"script": QUICK, "fn": "run", "payload": {}, "timeout_ms": 1000}
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Client]:
+def stack() -> Iterator[StackClient]:
     """One job in flight at a time: a job left holding its slot would refuse the next one."""
     with running_stack(QUOTA_CONCURRENT="1") as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def producer(stack: Client) -> Iterator[Celery]:
+def producer(stack: StackClient) -> Iterator[Celery]:
     """Another producer: a Celery app of its own, sending to the service's queue."""
     app = Celery("another-producer", broker=stack.redis.url)
     app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True)
@@ -44,7 +44,7 @@ def producer(stack: Client) -> Iterator[Celery]:
 
 
 @pytest.fixture
-def db(stack: Client) -> redis.Redis:
+def db(stack: StackClient) -> redis.Redis:
     return redis.Redis.from_url(stack.redis.url)
 
 

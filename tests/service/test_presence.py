@@ -2,7 +2,7 @@
 
 import time
 
-from tasks.presence import Presence
+from jobs.presence import Presence
 
 
 def test_announced_member_is_present_with_its_value(db):

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from stacks import SLEEP, Client, running_stack
+from stacks import SLEEP, StackClient, running_stack
 
-from tasks.store import RUNNING_DEADLINES
+from jobs.keys import RUNNING_DEADLINES
 
 MIB = 1024 * 1024
 KEYS = {name: f"{name}-secret-0123456789" for name in ("alice", "bob", "carol")}
@@ -19,7 +19,7 @@ STORED_MB = 12  # per key: 7 results of 2 MB (the 7th admitted at 12.0 MB, store
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Client]:
+def stack() -> Iterator[StackClient]:
     with running_stack(
         API_KEYS=",".join(f"{name}:{key}" for name, key in KEYS.items()),
         REDIS_MAXMEMORY_MB=str(MAXMEMORY_MB),
@@ -30,7 +30,7 @@ def stack() -> Iterator[Client]:
         yield client
 
 
-def flood(client: Client, sync: bool, most: int = 30) -> tuple[list, object]:
+def flood(client: StackClient, sync: bool, most: int = 30) -> tuple[list, object]:
     """Large results in a loop until one is refused: the accepted answers (or job ids),
     and the refusal."""
     accepted = []

@@ -9,18 +9,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from jobs.admission import ADMIT_HIGH_WATER, Admission
+from jobs.keys import METRICS as METRICS_KEY
+from jobs.keys import STORED_BYTES_PREFIX, STORED_PREFIX
+from jobs.store import JobStore, _OomSafeScript
 from sandbox import Outcome
 from sandbox.outcome import OUTPUT_LIMIT_ERROR
 from stack.redis_server import PrivateRedis
-from tasks.admission import Admission
-from tasks.store import (
-    ADMIT_HIGH_WATER,
-    METRICS_KEY,
-    STORED_BYTES_PREFIX,
-    STORED_PREFIX,
-    JobStore,
-    _OomSafeScript,
-)
 
 MIB = 1024 * 1024
 

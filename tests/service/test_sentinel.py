@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from stacks import Client, running_stack
+from stacks import StackClient, running_stack
 
 from stack.redis_server import PrivateRedis, free_port
 from stack.supervisor import child_setup
 
 
 @pytest.fixture(scope="module")
-def through_sentinel() -> Iterator[Client]:
+def through_sentinel() -> Iterator[StackClient]:
     master = PrivateRedis().start()
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-sentinel-"))

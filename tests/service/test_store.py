@@ -3,10 +3,11 @@
 import time
 import uuid
 
+from jobs.admission import Admission
+from jobs.keys import RUNNING_DEADLINES
+from jobs.settings import ANONYMOUS
+from jobs.store import JobStore
 from sandbox import Outcome
-from settings import ANONYMOUS
-from tasks.admission import Admission
-from tasks.store import RUNNING_DEADLINES, JobStore
 
 
 def started_job(store: JobStore, timeout_ms: int) -> str:

@@ -3,7 +3,6 @@
 import threading
 import time
 
-import pytest
 from stacks import SPIN
 
 
@@ -104,48 +103,6 @@ def test_default_timeout_is_five_seconds(api):
 def test_timeout_above_300_seconds_is_capped(api):
     job_id = api.submit("export function run() { return 1 }", timeout=10_000_000)
     assert api.job(job_id, wait=30).json()["timeout"] == 300_000
-
-
-def test_get_on_root_is_405_only_post(api):
-    response = api.http.get(api.url + "/")
-    assert (response.status_code, response.text) == (405, "Only POST")
-
-
-@pytest.mark.parametrize(
-    ("body", "named"),
-    [
-        ({"fn": "run", "payload": {}}, "script"),
-        ({"script": "", "fn": "run", "payload": {}}, "script"),
-        ({"script": "x", "payload": {}}, "fn"),
-        ({"script": "x", "fn": 3, "payload": {}}, "fn"),
-        ({"script": "x", "fn": "run"}, "payload"),
-        ({"script": "x", "fn": "run", "payload": [1]}, "payload"),
-        ({"script": "x", "fn": "run", "payload": {}, "timeout": 0}, "timeout"),
-        ({"script": "x", "fn": "run", "payload": {}, "timeout": "100"}, "timeout"),
-        ({"script": "x", "fn": "run", "payload": {}, "timeout": 1.5}, "timeout"),
-        ({"script": "x", "fn": "run", "payload": {}, "isolation": "vm"}, "isolation"),
-        ({"script": "x", "fn": "run", "payload": {}, "memory": -1}, "memory"),
-        ({"script": "x", "fn": "run", "payload": {}, "memory": 10}, "memory"),
-    ],
-)
-def test_schema_violation_is_400_naming_the_field(api, body, named):
-    response = api.http.post(api.url + "/", json=body)
-    assert response.status_code == 400
-    assert named in response.json()["error"]
-
-
-@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"", b"\xff\xfe"])
-def test_body_that_is_not_a_json_object_is_400(api, raw):
-    response = api.http.post(api.url + "/", data=raw, headers={"Content-Type": "application/json"})
-    assert response.status_code == 400
-    assert "JSON" in response.json()["error"]
-
-
-def test_body_over_the_size_limit_is_413(api):
-    huge = '{"script": "' + "x" * (6 * 1024 * 1024) + '", "fn": "run", "payload": {}}'
-    response = api.http.post(api.url + "/", data=huge, headers={"Content-Type": "application/json"})
-    assert response.status_code == 413
-    assert "larger than" in response.json()["error"]
 
 
 def test_isolation_none_is_accepted(api):

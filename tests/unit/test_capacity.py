@@ -4,8 +4,8 @@ from unittest import mock
 
 import pytest
 
-from settings import load
-from tasks.admission import Admission, SlotShare
+from jobs.admission import Admission, SlotShare
+from jobs.settings import load
 from tasks.capacity import (
     IDLE_DENO_MB,
     MEMORY_FRACTION,

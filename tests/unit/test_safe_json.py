@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import safe_json
-from settings import MAX_PAYLOAD_DEPTH_LIMIT, load
+from jobs import safe_json
+from jobs.settings import MAX_PAYLOAD_DEPTH_LIMIT, load
 
 
 def nested(depth: int) -> list:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from settings import load
+from jobs.settings import load
 
 KEY = "k" * 16
 

@@ -9,8 +9,9 @@ from kombu import Connection, Exchange, Producer, Queue
 from kombu.exceptions import DecodeError
 from kombu.serialization import loads as kombu_loads
 
+from jobs import wire
 from sandbox import InvalidJob, Job, Limits
-from tasks import broker, wire
+from tasks import broker
 
 JOB = Job.create("export function run(p) { return p }", "run", {"a": [1, {"b": "é"}]})
 

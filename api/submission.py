@@ -8,15 +8,16 @@ import uuid
 import redis
 from pydantic import ValidationError
 
-import safe_json
 from api.errors import ApiError, Unavailable
 from api.schema import RunRequest, describe
-from sandbox import InvalidJob, Job
+from jobs import safe_json
+from jobs.admission import ADMIT_HIGH_WATER, Admission, Refusal
+from jobs.queue import JobQueue
+from jobs.settings import Settings
+from jobs.status import JobStatus
+from jobs.store import JobRecord, JobStore
+from sandbox.job import InvalidJob, Job
 from sandbox.limits import MIB
-from settings import Settings
-from tasks.admission import Admission, Refusal
-from tasks.run import submit
-from tasks.store import ADMIT_HIGH_WATER, RUNNING, JobRecord, JobStore
 
 MAX_LONG_POLL_SECONDS = 60
 
@@ -55,7 +56,7 @@ def parse_job(body: bytes, settings: Settings) -> Job:
         raise ApiError(400, str(error)) from None
 
 
-def enqueue(admission: Admission, job: Job, tenant: str) -> str:
+def enqueue(admission: Admission, queue: JobQueue, job: Job, tenant: str) -> str:
     """Queue `job` for `tenant` unless the queue is full or a quota refuses it; its id.
     Nothing is left half-created."""
     job_id = str(uuid.uuid4())
@@ -63,7 +64,7 @@ def enqueue(admission: Admission, job: Job, tenant: str) -> str:
     if refusal is not None:
         raise refused(refusal)
     try:
-        submit(job_id, job)
+        queue.submit(job_id, job)
     except Exception:
         with contextlib.suppress(redis.RedisError):  # Redis may be what failed
             admission.withdraw(job_id, tenant)
@@ -104,7 +105,7 @@ def wait_for_sync(store: JobStore, job_id: str, job: Job, settings: Settings) ->
     """Wait for the job's timeout plus the queue allowance; longer only if it has started."""
     budget = (job.timeout_ms + settings.queue_wait_ms) / 1000
     record = store.wait(job_id, budget)
-    if record is not None and record.status == RUNNING and record.started_at:
+    if record is not None and record.status == JobStatus.RUNNING and record.started_at:
         ends = int(record.started_at) / 1000 + job.timeout_ms / 1000
         record = store.wait(job_id, max(ends + settings.task_time_margin_seconds - time.time(), 0))
     return record

@@ -12,18 +12,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tasks.store import (
-    ACTIVE_PREFIX,
-    ADMIT_HIGH_WATER,
-    LUA_HELPERS,
-    PREFIX,
-    STORED_BYTES_PREFIX,
-    STORED_PREFIX,
-    JobStore,
-    now_ms,
-)
+from jobs import keys
+from jobs.store import LUA_HELPERS, JobStore, now_ms
 
 WINDOW_MS = 60_000
+# Of Redis's maxmemory: above it, new jobs are refused. Below the store's
+# RESULTS_HIGH_WATER, above which an outcome is not stored (the gap is explained there).
+ADMIT_HIGH_WATER = 0.60
 # KEYS: queue, active set, recent set, job record, stored set, stored bytes.
 # ARGV: now, job id, slot lapse (ms), concurrent, per minute, window (ms), max queue depth,
 #       record ttl (s), memory bound (bytes) of a Redis without maxmemory, admission high
@@ -73,15 +68,6 @@ redis.call('EXPIRE', KEYS[4], ARGV[8])
 return {'ok', 0}
 """
 )
-
-
-def active_key(tenant: str) -> str:
-    """Sorted set of the tenant's queued and running jobs (scored by when a slot lapses)."""
-    return ACTIVE_PREFIX + tenant
-
-
-def recent_key(tenant: str) -> str:
-    return f"{PREFIX}recent:{tenant}"
 
 
 @dataclass(frozen=True)
@@ -149,15 +135,15 @@ class Admission:
     def admit(self, job_id: str, timeout_ms: int, tenant: str) -> Refusal | None:
         """Create the job's record, or say which limit refuses it and for how long."""
         now, store, quotas = now_ms(), self.store, self.quotas(tenant)
-        keys = [self.queue, active_key(tenant), recent_key(tenant), store.key(job_id)]
-        keys += [STORED_PREFIX + tenant, STORED_BYTES_PREFIX + tenant]
+        names = [self.queue, keys.active(tenant), keys.recent(tenant), store.key(job_id)]
+        names += [keys.stored(tenant), keys.stored_bytes(tenant)]
         args = [now, job_id, store.pending_ttl * 1000, quotas["concurrent"], quotas["per_minute"]]
         args += [WINDOW_MS, self.max_depth, store.pending_ttl]
         args += [store.memory_limit, ADMIT_HIGH_WATER, quotas["stored_bytes"]]
         record = store.new_record(timeout_ms, tenant, now, quotas["stored_bytes"])
         for name, value in record.items():
             args += [name, value]
-        verdict, wait_ms, *figures = self._admit(keys=keys, args=args)
+        verdict, wait_ms, *figures = self._admit(keys=names, args=args)
         verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
         if verdict == "ok":
             return None
@@ -170,7 +156,7 @@ class Admission:
     def withdraw(self, job_id: str, tenant: str) -> None:
         """For an admitted job that could not be queued: it counts against no limit."""
         with self.store.redis.pipeline() as pipe:
-            pipe.zrem(active_key(tenant), job_id)
-            pipe.zrem(recent_key(tenant), job_id)
+            pipe.zrem(keys.active(tenant), job_id)
+            pipe.zrem(keys.recent(tenant), job_id)
             pipe.delete(self.store.key(job_id))
             pipe.execute()

@@ -1,7 +1,10 @@
 """Job records in Redis: status, timestamps and outcome of every job, for API and workers.
 
 Each state change is one Lua script, so a cancel racing a finish (or two
-deliveries of one message) cannot both win.
+deliveries of one message) cannot both win. The store owns each job's record, the
+set of running jobs' deadlines, the done and cancel channels, and the figures its
+finishing script adds to (read by `jobs.stats`); that script also frees the job's
+quota slot and counts its stored outcome, which `jobs.admission` takes and checks.
 """
 
 import contextlib
@@ -13,40 +16,24 @@ from typing import Any
 
 import redis
 
-from sandbox import Outcome
-from sandbox.outcome import CANCELLED, OUTPUT_LIMIT_ERROR, RUNTIME_ERROR, SERVICE_CODES, Failure
-from settings import ANONYMOUS
-from tasks.notify import Notifier
+from jobs import keys
+from jobs.connection import connect
+from jobs.notifier import Notifier
+from jobs.settings import ANONYMOUS, Settings
+from jobs.stats import BUCKETS_MS
+from jobs.status import FINAL, KNOWN_CODES, LIVE, WORKER_LOST, JobStatus
+from sandbox.limits import MIB
+from sandbox.outcome import CANCELLED, OUTPUT_LIMIT_ERROR, RUNTIME_ERROR, JobError, Outcome
 
-PREFIX = "exec:"
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED_STATUS = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED_STATUS})
-WORKER_LOST = "WORKER_LOST"
-INVALID_JOB = "INVALID_JOB"  # a worker got a message it could not decode or hand over
-KNOWN_CODES = SERVICE_CODES | {WORKER_LOST, INVALID_JOB, "OK"}
 MAX_DELIVERIES = 2
-RUNNING_DEADLINES = PREFIX + "running"  # sorted set: job id -> when it must have finished
-ACTIVE_PREFIX = PREFIX + "active:"  # + tenant: sorted sets of jobs in flight, for quotas
-METRICS_KEY = PREFIX + "metrics"  # hash: counters and histogram buckets of ended jobs
-STORED_PREFIX = PREFIX + "stored:"  # + tenant: sorted set "<bytes>:<job id>" -> expiry (ms)
-STORED_BYTES_PREFIX = PREFIX + "stored_bytes:"  # + tenant: the bytes that set holds
-# Of Redis's maxmemory. Above the first, new jobs are refused; an outcome that would take
-# Redis above the second is not stored. The gap is for the outcomes of jobs already
-# admitted (each briefly takes twice its size: Redis's copy of the request, and the
-# record); the rest is a reserve that is never filled by results, for what Redis holds
-# only briefly (requests queued in the API, large results being read) and the queue's
-# bookkeeping, so that no write of Celery's is ever refused.
-ADMIT_HIGH_WATER = 0.60
+# Of Redis's maxmemory. Above jobs.admission's ADMIT_HIGH_WATER (0.60), new jobs are
+# refused; an outcome that would take Redis above this is not stored. The gap is for the
+# outcomes of jobs already admitted (each briefly takes twice its size: Redis's copy of
+# the request, and the record); the rest is a reserve that is never filled by results,
+# for what Redis holds only briefly (requests queued in the API, large results being
+# read) and the queue's bookkeeping, so that no write of Celery's is ever refused.
 RESULTS_HIGH_WATER = 0.80
-BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
-
-# Lua shared by this module's finishing script and tasks.admission's admitting one.
+# Lua shared by this module's finishing script and jobs.admission's admitting one.
 # memory(fallback): Redis's used_memory and its maxmemory (else `fallback`, the service's
 # own bound, for a Redis that sets none), both in bytes.
 # stored(set, total, now): bytes of outcomes a tenant has stored, once those that expired
@@ -75,13 +62,13 @@ local function stored(set, total, now)
 end
 """
 
-_START = """
+_START = f"""
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
-if status ~= 'queued' and status ~= 'running' then return 'final' end
+if status ~= '{JobStatus.QUEUED}' and status ~= '{JobStatus.RUNNING}' then return 'final' end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts > tonumber(ARGV[3]) then return 'lost' end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', '{JobStatus.RUNNING}', 'started_at', ARGV[1], 'worker', ARGV[2])
 local timeout = tonumber(redis.call('HGET', KEYS[1], 'timeout_ms') or '0')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + timeout + tonumber(ARGV[4]), ARGV[5])
 return 'run'
@@ -96,10 +83,10 @@ return 'run'
 # tenant with a quota are counted until they expire.
 _FINISH = (
     LUA_HELPERS
-    + """
+    + f"""
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
-if status ~= 'queued' and status ~= 'running' then return status end
+if status ~= '{JobStatus.QUEUED}' and status ~= '{JobStatus.RUNNING}' then return status end
 local final, outcome, code = ARGV[1], ARGV[3], ARGV[6]
 local now, ttl_ms = tonumber(ARGV[2]), tonumber(ARGV[4]) * 1000
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -113,7 +100,7 @@ elseif owner and quota > 0 and stored(set, total, now) >= quota then
   instead = ARGV[13]
 end
 if instead and #instead < #outcome then
-  final, outcome, code = 'failed', instead, 'OUTPUT_LIMIT_ERROR'
+  final, outcome, code = '{JobStatus.FAILED}', instead, '{OUTPUT_LIMIT_ERROR}'
 end
 redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[2], 'outcome', outcome)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -138,7 +125,7 @@ if created then observe('total', math.max(now - tonumber(created), 0)) end
 local started = redis.call('HGET', KEYS[1], 'started_at')
 if started then observe('execution', math.max(now - tonumber(started), 0)) end
 redis.call('PUBLISH', KEYS[2], final)
-if ARGV[1] == 'cancelled' then redis.call('PUBLISH', KEYS[3], 'cancel') end
+if ARGV[1] == '{JobStatus.CANCELLED}' then redis.call('PUBLISH', KEYS[3], 'cancel') end
 return status
 """
 )
@@ -166,7 +153,7 @@ class _OomSafeScript:
 def unstored_outcome(size: int, why: str) -> bytes:
     """The failure recorded instead of an outcome of `size` bytes that was not stored."""
     message = f"The job's result ({size} bytes with its logs) was not stored: {why}"
-    return json.dumps(Outcome(error=Failure(OUTPUT_LIMIT_ERROR, message)).to_dict()).encode()
+    return json.dumps(Outcome(error=JobError(OUTPUT_LIMIT_ERROR, message)).to_dict()).encode()
 
 
 def code_class(outcome: Outcome) -> str:
@@ -193,7 +180,7 @@ def iso(ms: str | None) -> str | None:
 @dataclass(frozen=True)
 class JobRecord:
     id: str
-    status: str
+    status: JobStatus
     timeout_ms: int
     created_at: str | None
     started_at: str | None
@@ -241,28 +228,20 @@ class JobStore:
         self.memory_limit = memory_limit
         self._start = _OomSafeScript(client, _START)
         self._finish = _OomSafeScript(client, _FINISH)
-        self._notifier = Notifier(client, PREFIX + "done:*")
+        self._notifier = Notifier(client, keys.DONE_PATTERN)
 
-    @staticmethod
-    def key(job_id: str) -> str:
-        return f"{PREFIX}job:{job_id}"
-
-    @staticmethod
-    def cancel_channel(job_id: str) -> str:
-        return f"{PREFIX}cancel:{job_id}"
-
-    @staticmethod
-    def done_channel(job_id: str) -> str:
-        return f"{PREFIX}done:{job_id}"
+    key = staticmethod(keys.job)
+    cancel_channel = staticmethod(keys.cancel_channel)
+    done_channel = staticmethod(keys.done_channel)
 
     @staticmethod
     def new_record(
         timeout_ms: int, owner: str, created_ms: int, stored_quota: int = 0
     ) -> dict[str, str | int]:
-        """The fields of a job's record when it is queued (tasks.admission creates it).
+        """The fields of a job's record when it is queued (jobs.admission creates it).
         `stored_quota`: bytes of outcomes its owner may keep stored (0: no limit)."""
         record: dict[str, str | int] = {
-            "status": QUEUED,
+            "status": JobStatus.QUEUED,
             "timeout_ms": timeout_ms,
             "created_at": created_ms,
             "attempts": 0,
@@ -270,26 +249,32 @@ class JobStore:
         }
         return record | ({"stored_quota": stored_quota} if stored_quota else {})
 
-    def delete(self, job_id: str) -> None:
-        self.redis.delete(self.key(job_id))
-
     def start(self, job_id: str, worker: str) -> str:
         """'run' if this delivery should run the job; 'final', 'missing' or 'lost' if not."""
         args = [now_ms(), worker, MAX_DELIVERIES, self.overdue_grace_ms, job_id]
-        verdict = self._start(keys=[self.key(job_id), RUNNING_DEADLINES], args=args)
+        verdict = self._start(keys=[self.key(job_id), keys.RUNNING_DEADLINES], args=args)
         return verdict.decode() if isinstance(verdict, bytes) else verdict
 
     def fail_overdue(self) -> list[str]:
         """Fail running jobs long past their time limit: whatever ran them is gone
         without a trace (e.g. Celery's hard limit killed it), so none will finish them."""
-        overdue = [v.decode() for v in self.redis.zrangebyscore(RUNNING_DEADLINES, 0, now_ms())]
+        deadlines = keys.RUNNING_DEADLINES
+        overdue = [v.decode() for v in self.redis.zrangebyscore(deadlines, 0, now_ms())]
         lost = Outcome(
-            error=Failure(WORKER_LOST, "The job outlived its time limit: its worker was lost")
+            error=JobError(WORKER_LOST, "The job outlived its time limit: its worker was lost")
         )
         for job_id in overdue:
-            self._transition(job_id, FAILED, lost)
-            self.redis.zrem(RUNNING_DEADLINES, job_id)
+            self._transition(job_id, JobStatus.FAILED, lost)
+            self.redis.zrem(deadlines, job_id)
         return overdue
+
+    def requeued(self, job_id: str) -> None:
+        """A running job whose worker died is back in the queue: no deadline runs for it."""
+        self.redis.zrem(keys.RUNNING_DEADLINES, job_id)
+
+    def running(self) -> int:
+        """Jobs running now (each has a deadline until it ends or is requeued)."""
+        return self.redis.zcard(keys.RUNNING_DEADLINES)
 
     def owner(self, job_id: str) -> str:
         """The tenant whose job it is."""
@@ -304,33 +289,36 @@ class JobStore:
     def finish(self, job_id: str, outcome: Outcome) -> bool:
         """Record the outcome unless the job already ended (e.g. was cancelled)."""
         if outcome.error is None:
-            status = SUCCEEDED
+            status = JobStatus.SUCCEEDED
         elif outcome.error.code == CANCELLED and not outcome.error.thrown:
-            status = CANCELLED_STATUS
+            status = JobStatus.CANCELLED
         else:
-            status = FAILED
+            status = JobStatus.FAILED
         previous = self._transition(job_id, status, outcome)
-        return previous in (QUEUED, RUNNING)
+        return previous in LIVE
 
-    def cancel(self, job_id: str) -> str | None:
+    def cancel(self, job_id: str) -> JobStatus | None:
         """Cancel a queued or running job; the status it had before, None if unknown."""
-        outcome = Outcome(error=Failure(CANCELLED, "Job was cancelled"))
-        return self._transition(job_id, CANCELLED_STATUS, outcome)
+        outcome = Outcome(error=JobError(CANCELLED, "Job was cancelled"))
+        return self._transition(job_id, JobStatus.CANCELLED, outcome)
 
-    def _transition(self, job_id: str, status: str, outcome: Outcome) -> str | None:
-        keys = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
-        keys += [RUNNING_DEADLINES, METRICS_KEY]
+    def _transition(self, job_id: str, status: JobStatus, outcome: Outcome) -> JobStatus | None:
+        names = [self.key(job_id), self.done_channel(job_id), self.cancel_channel(job_id)]
+        names += [keys.RUNNING_DEADLINES, keys.METRICS]
         payload = json.dumps(outcome.to_record(), ensure_ascii=False)
         args = [status, now_ms(), payload, self.result_ttl, job_id, code_class(outcome)]
-        args.append(ACTIVE_PREFIX)
+        args.append(keys.ACTIVE_PREFIX)
         size = len(payload.encode())
-        args += [self.memory_limit, RESULTS_HIGH_WATER, STORED_PREFIX, STORED_BYTES_PREFIX]
+        args += [self.memory_limit, RESULTS_HIGH_WATER, keys.STORED_PREFIX]
+        args.append(keys.STORED_BYTES_PREFIX)
         args.append(unstored_outcome(size, "the result store (Redis) is full; retry later"))
         why = "this API key's stored results are at their limit; retry once older ones expire"
         args.append(unstored_outcome(size, why))
         args += BUCKETS_MS
-        previous = self._finish(keys=keys, args=args)
-        return previous.decode() if isinstance(previous, bytes) else previous
+        previous = self._finish(keys=names, args=args)
+        if previous is None:
+            return None
+        return JobStatus(previous.decode() if isinstance(previous, bytes) else previous)
 
     def get(self, job_id: str) -> JobRecord | None:
         fields = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.key(job_id)).items()}
@@ -339,7 +327,7 @@ class JobStore:
         raw = fields.get("outcome")
         return JobRecord(
             id=job_id,
-            status=fields["status"],
+            status=JobStatus(fields["status"]),
             timeout_ms=int(fields.get("timeout_ms", 0)),
             created_at=fields.get("created_at"),
             started_at=fields.get("started_at"),
@@ -348,7 +336,9 @@ class JobStore:
             owner=fields.get("owner", ANONYMOUS),
         )
 
-    def wait(self, job_id: str, seconds: float, until: frozenset[str] = FINAL) -> JobRecord | None:
+    def wait(
+        self, job_id: str, seconds: float, until: frozenset[JobStatus] = FINAL
+    ) -> JobRecord | None:
         """The record once its status is in `until`, or as it is when `seconds` run out."""
         deadline = time.monotonic() + seconds
         channel = self.done_channel(job_id)
@@ -363,3 +353,13 @@ class JobStore:
                 event.clear()
         finally:
             self._notifier.unwatch(channel, event)
+
+
+def store_for(settings: Settings, client: redis.Redis | None = None) -> JobStore:
+    """The job store as `settings` configure it, on `client` or a new connection."""
+    if client is None:
+        client = connect(settings.redis_url, settings.redis_sentinel_master)
+    pending_ttl = settings.result_ttl_seconds + settings.visibility_timeout_seconds
+    grace_ms = (settings.task_time_margin_seconds + 60) * 1000  # past Celery's hard limit
+    memory_limit = settings.redis_maxmemory_mb * MIB  # where Redis sets no maxmemory itself
+    return JobStore(client, settings.result_ttl_seconds, pending_ttl, grace_ms, memory_limit)

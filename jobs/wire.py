@@ -9,9 +9,11 @@ the API did, so a job sent by another producer is held to the same rules.
 from dataclasses import fields
 from typing import Any
 
-import safe_json
-from sandbox import InvalidJob, Job, Limits
+from jobs import safe_json
+from sandbox.job import InvalidJob, Job
+from sandbox.limits import Limits
 
+TASK_NAME = "sandbox.run"  # the worker's task, which the API sends by name
 _FIELDS = tuple(field.name for field in fields(Job))
 
 

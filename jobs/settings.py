@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import Limits
-from sandbox.limits import MIB
+from sandbox.limits import MIB, Limits
 
 
 @dataclass(frozen=True)

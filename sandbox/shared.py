@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from sandbox.confine import Confinement
 from sandbox.job import Job
 from sandbox.limits import Limits
 from sandbox.outcome import Outcome
-from sandbox.pool import Spawner
+from sandbox.pool import one_thread, post
 from sandbox.process import DenoProcess
-from sandbox.runner import watch
+from sandbox.runner import run_in_process
 
 MAX_JOBS_PER_PROCESS = 500
 LEFTOVER_MEMORY_BYTES = 64 * 1024 * 1024  # above the resident size the process started with
@@ -80,24 +81,28 @@ class _Serving:
         self.baseline = baseline
 
 
-class WarmRunner:
-    def __init__(self, limits: Limits) -> None:
+class SharedProcessRunner:
+    """Runs jobs one after another in the current serving process (see above).
+    `walls`: see `DenoProcess`."""
+
+    def __init__(self, limits: Limits, walls: Confinement | None = None) -> None:
         self.limits = limits
-        self._spawner = Spawner("warm-spawner")
+        self.walls = walls
+        self._spawner = one_thread("serving-spawner")
         self._lock = threading.Lock()
         self._current: _Serving | None = None
         self._jobs = 0
-        self._spawner.post(self._ensure_process)
+        post(self._spawner, self._ensure_process)
 
     def _ensure_process(self) -> _Serving:
         """The current serving process, started (and waited for) if there is none."""
         current = self._current
         while current is None or not current.process.alive():
             if current is not None:
-                current.process.kill()
-            process = DenoProcess(self.limits, serving=True)
+                current.process.reap()
+            process = DenoProcess(self.limits, serving=True, walls=self.walls)
             if not _ready(process):
-                process.kill()
+                process.reap()
                 raise RuntimeError("a serving Deno process did not start")
             current = self._current = _Serving(process, _Baseline(process))
             self._jobs = 0
@@ -114,7 +119,7 @@ class WarmRunner:
             process, baseline = current.process, current.baseline
             if on_process is not None:
                 on_process(process.pid)
-            outcome, reusable = watch(job, self.limits, process, cancel)
+            outcome, reusable = run_in_process(job, self.limits, process, cancel)
             self._jobs += 1
             if not reusable or self._jobs >= MAX_JOBS_PER_PROCESS or baseline.left_behind(process):
                 self._retire(current)
@@ -130,26 +135,26 @@ class WarmRunner:
             self._retire(current)
             current = None
         if current is None or not current.process.alive():  # else no trip to the spawner
-            current = self._spawner.call(self._ensure_process)
+            current = self._spawner.submit(self._ensure_process).result()
         if not current.process.set_memory_limit(memory_mb):
             self._retire(current)  # it holds more than this job may have
-            current = self._spawner.call(self._ensure_process)
+            current = self._spawner.submit(self._ensure_process).result()
         return current
 
     def _retire(self, current: _Serving) -> None:
-        current.process.stop()
+        current.process.kill()
         self._current = None
 
         def replace() -> None:
-            current.process.kill()
+            current.process.reap()
             self._ensure_process()
 
-        self._spawner.post(replace)
+        post(self._spawner, replace)
 
     def close(self) -> None:
         with self._lock:
             current, self._current = self._current, None
             if current is not None:
-                current.process.stop()
-                self._spawner.post(current.process.kill)
-            self._spawner.close()
+                current.process.kill()
+                post(self._spawner, current.process.reap)
+            self._spawner.shutdown()
