@@ -42,10 +42,12 @@ format: deps
 
 deps: system-deps $(STAMP)
 
-$(STAMP): requirements.txt
+# requirements-dev.txt includes requirements.txt (the runtime, all the image installs):
+# an edit to either reinstalls.
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { $(MAKE) --no-print-directory apt PKGS=python3-venv && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
 # libmagic (for MIME detection) and redis-server (for `make run` and the tests)

@@ -73,6 +73,12 @@ local timeout = tonumber(redis.call('HGET', KEYS[1], 'timeout_ms') or '0')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + timeout + tonumber(ARGV[4]), ARGV[5])
 return 'run'
 """
+# ARGV: worker. Only a queued job is held (a record that expired is not created again).
+_HOLD = f"""
+if redis.call('HGET', KEYS[1], 'status') ~= '{JobStatus.QUEUED}' then return 0 end
+redis.call('HSET', KEYS[1], 'holder', ARGV[1])
+return 1
+"""
 # ARGV: status, now, outcome, ttl, job id, final code, active prefix, memory bound (bytes) of
 #       a Redis without maxmemory, results high water, stored prefix, stored bytes prefix,
 #       outcome instead when Redis is too full, outcome instead when the tenant's stored
@@ -228,6 +234,7 @@ class JobStore:
         self.memory_limit = memory_limit
         self._start = _OomSafeScript(client, _START)
         self._finish = _OomSafeScript(client, _FINISH)
+        self._hold = _OomSafeScript(client, _HOLD)
         self._notifier = Notifier(client, keys.DONE_PATTERN)
 
     key = staticmethod(keys.job)
@@ -268,9 +275,16 @@ class JobStore:
             self.redis.zrem(deadlines, job_id)
         return overdue
 
+    def hold(self, job_id: str, worker: str) -> bool:
+        """The worker (its main process) was delivered the job's message: it holds the job
+        until it starts it. False if the job is not queued."""
+        return bool(self._hold(keys=[self.key(job_id)], args=[worker]))
+
     def requeued(self, job_id: str) -> None:
-        """A running job whose worker died is back in the queue: no deadline runs for it."""
+        """A job whose worker died (running it, or holding it) is back in the queue: no
+        deadline runs for it, and no worker holds it."""
         self.redis.zrem(keys.RUNNING_DEADLINES, job_id)
+        self.redis.hdel(self.key(job_id), "holder")
 
     def running(self) -> int:
         """Jobs running now (each has a deadline until it ends or is requeued)."""

@@ -5,6 +5,7 @@ import logging
 import signal
 import threading
 
+from stack.redis_server import RedisUnavailable
 from stack.service import Service
 
 
@@ -14,9 +15,19 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack %(message)s")
     stop = threading.Event()
+    service = Service(workers=args.workers)
+
+    def on_signal(*_) -> None:
+        stop.set()
+        service.interrupt()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    service = Service(workers=args.workers).start()
+        signal.signal(signum, on_signal)
+    try:
+        service.start()
+    except RedisUnavailable as error:  # raised before anything is started
+        logging.error("%s", error)
+        raise SystemExit(1) from None
     try:
         service.wait_ready()
         logging.info(

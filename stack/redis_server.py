@@ -1,15 +1,20 @@
 """Finding a Redis to use, or starting a private one that goes away with us."""
 
+import logging
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from urllib.parse import urlsplit
 
 import redis
 
 from jobs.connection import connect, is_sentinel
 from stack.supervisor import child_setup
+
+log = logging.getLogger(__name__)
 
 
 def reachable(url: str) -> bool:
@@ -73,19 +78,58 @@ class PrivateRedis:
 
 
 LOCAL_DEFAULT = "redis://127.0.0.1:6379/0"
+WAIT_SECONDS = 30.0  # how long `make run` waits for the Redis that REDIS_URL names
+
+
+class RedisUnavailable(RuntimeError):
+    """The Redis that REDIS_URL names did not answer in time."""
+
+
+def shown(url: str) -> str:
+    """`url` fit for a log: its password, if any, masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def choose_redis(
-    configured: str | None, local: str = LOCAL_DEFAULT, maxmemory_mb: int = 0
+    configured: str | None,
+    local: str = LOCAL_DEFAULT,
+    maxmemory_mb: int = 0,
+    wait_seconds: float = WAIT_SECONDS,
+    stopping: threading.Event | None = None,
 ) -> tuple[str, PrivateRedis | None]:
-    """REDIS_URL if it answers, else a local default one, else a private one we start
-    (with `maxmemory_mb`). A Sentinel URL is never replaced: failing over is the
-    Sentinels' job."""
-    if configured and is_sentinel(configured):
-        return configured, None
-    for url in filter(None, (configured, local)):
-        if reachable(url):
-            return url, None
+    """The Redis to use, and the private one we started if any.
+
+    REDIS_URL set (`configured`): that Redis and no other, waited for up to `wait_seconds`
+    (logged), else RedisUnavailable naming it (at once if `stopping` is set meanwhile,
+    e.g. by Ctrl-C). A Sentinel URL is used as is: failing over is the Sentinels' job.
+    Nothing configured: a local default one if it answers, else a private one we start
+    (with `maxmemory_mb`)."""
+    if configured:
+        if is_sentinel(configured) or reachable(configured):
+            return configured, None
+        log.warning(
+            "Redis at %s (REDIS_URL) does not answer: waiting up to %g s for it",
+            shown(configured),
+            wait_seconds,
+        )
+        stopping = stopping or threading.Event()
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if stopping.wait(min(0.5, max(0.0, deadline - time.monotonic()))):
+                raise RedisUnavailable(f"stopped waiting for REDIS_URL={shown(configured)}")
+            if reachable(configured):
+                return configured, None
+        raise RedisUnavailable(
+            f"REDIS_URL={shown(configured)} did not answer within {wait_seconds:g} s: "
+            "start that Redis or correct REDIS_URL (unset, `make run` uses a Redis on "
+            "127.0.0.1:6379 or starts its own)"
+        )
+    if reachable(local):
+        return local, None
     private = PrivateRedis(maxmemory_mb=maxmemory_mb).start()
     return private.url, private
 

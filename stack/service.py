@@ -46,7 +46,9 @@ class Service:
 
     def start(self) -> "Service":
         maxmemory_mb = self.settings.redis_maxmemory_mb
-        redis_url, self.redis = choose_redis(self.env.get("REDIS_URL"), maxmemory_mb=maxmemory_mb)
+        redis_url, self.redis = choose_redis(
+            self.env.get("REDIS_URL"), maxmemory_mb=maxmemory_mb, stopping=self._stopping
+        )
         if self.redis is None and not is_sentinel(redis_url):
             with contextlib.suppress(redis.RedisError):
                 for warning in memory_warnings(connect(redis_url), maxmemory_mb):
@@ -58,6 +60,11 @@ class Service:
         self.supervisor.start("api", self._api_argv(), self.env, self.output)
         threading.Thread(target=self._keep_alive, name="keep-alive", daemon=True).start()
         return self
+
+    def interrupt(self) -> None:
+        """From a signal handler: stop waiting for REDIS_URL's Redis (start() then raises
+        RedisUnavailable) and stop restarting children; stop() still stops them."""
+        self._stopping.set()
 
     def _keep_alive(self) -> None:
         """Restart any process that dies on its own, as a process manager would."""

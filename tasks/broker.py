@@ -16,6 +16,9 @@ main process:
 
 The task itself (`tasks.run`) fails a job whose arguments decode but break the API's
 rules. An item whose envelope cannot be read names no job: that job's record expires.
+
+The channels also outlive a lost connection to Redis, which kombu's would turn into the
+worker's death (`_ScreeningChannel`).
 """
 
 import base64
@@ -175,12 +178,44 @@ class _ScreeningPrefixedRedis(_ScreenBRPOP, kombu_redis.PrefixedStrictRedis):
 
 
 class _ScreeningChannel:
+    """kombu's channel, screening what BRPOP pops, and surviving its connection's loss.
+
+    When the connection to Redis is lost, Celery collects it (kombu drops the transport's
+    `client`, the connection's settings) and then closes the consumer's channel, whose
+    close restores the delivered, unacked messages through a new Redis client, built from
+    those settings: an AttributeError, which stops the worker ("Unrecoverable error").
+    And the jobs of those messages still run in the pool processes, whose late acks go
+    through the same channel. So a channel remembers its connection settings, and a
+    channel closed after its connection was collected restores nothing: its messages stay
+    in `unacked`, acked as their jobs end here (those Celery drops are requeued by kombu
+    at the visibility timeout); restoring them would have another worker run them again
+    meanwhile."""
+
     def _get_client(self) -> Callable[..., redis.Redis]:
         super()._get_client()  # type: ignore[misc]  # kombu's check of redis-py's version
         prefix = self.global_keyprefix  # type: ignore[attr-defined]
         if prefix:
             return functools.partial(_ScreeningPrefixedRedis, global_keyprefix=prefix)
         return _ScreeningRedis
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        known: dict[bool, dict[str, Any]] = self.__dict__.setdefault("_known_connparams", {})
+        try:
+            params = super()._connparams(asynchronous)  # type: ignore[misc]
+        except AttributeError:  # the connection (or its transport's client) is gone
+            if asynchronous not in known:
+                raise
+            return dict(known[asynchronous])
+        known[asynchronous] = dict(params)
+        return params
+
+    def close(self) -> None:
+        transport = self.connection  # type: ignore[attr-defined]
+        collected = transport is None or transport.client is None
+        if collected and not self.closed:  # type: ignore[attr-defined]
+            log.warning("Closing a channel of a lost connection: its messages stay in `unacked`")
+            self.do_restore = False
+        super().close()  # type: ignore[misc]
 
 
 class Channel(_ScreeningChannel, kombu_redis.Channel):

@@ -4,7 +4,10 @@ A pool process that dies is handled by Celery itself (the message is rejected an
 requeued at once). A whole worker that dies leaves its messages in kombu's
 `unacked` hash until the visibility timeout, which must exceed the longest job (over
 ten minutes). Jobs whose recorded worker no longer beats are requeued at once
-instead, through kombu's own restore, so they do not sit `running` that long.
+instead, through kombu's own restore, so they do not sit `running` that long: the
+running jobs it ran (the record's `worker`), and the queued jobs it had been delivered
+but had not started (the record's `holder`, written by its main process as each message
+arrives: `tasks.heartbeat`).
 """
 
 import functools
@@ -23,7 +26,8 @@ def unacked_key() -> str:
 
 
 def requeue_orphans(live: set[str]) -> list[str]:
-    """Requeue running jobs whose worker is not in `live`; their ids."""
+    """Requeue the running jobs whose worker, and the queued jobs whose holder, is not in
+    `live`; their ids."""
     client = redis_client()
     store = job_store()
     orphans: dict[bytes, str] = {}
@@ -32,9 +36,10 @@ def requeue_orphans(live: set[str]) -> list[str]:
             job_id = json.loads(raw)[0]["headers"]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
             continue
-        status, worker = client.hmget(store.key(job_id), "status", "worker")
-        running = status is not None and status.decode() == JobStatus.RUNNING
-        if running and worker is not None and worker.decode() not in live:
+        status, worker, holder = client.hmget(store.key(job_id), "status", "worker", "holder")
+        state = status.decode() if status is not None else None
+        owner = {JobStatus.RUNNING: worker, JobStatus.QUEUED: holder}.get(state)
+        if owner is not None and owner.decode() not in live:
             orphans[tag] = job_id
     if orphans:
         with app.connection_for_write() as connection:

@@ -135,14 +135,16 @@ def test_image_sources_hold_everything_the_api_and_worker_import(tmp_path):
         parts = line.split()
         if not parts or parts[0] != "COPY" or any(p.startswith("--") for p in parts):
             continue
+        target = tmp_path / parts[-1]  # relative to WORKDIR, as in the image
         for source in parts[1:-1]:
             if source == "requirements.txt":
                 continue
             path = root / source.rstrip("/")
             if path.is_dir():
-                shutil.copytree(path, tmp_path / path.name)
+                shutil.copytree(path, target, dirs_exist_ok=True)
             else:
-                shutil.copy(path, tmp_path / path.name)
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target / path.name)
     code = "import api.wsgi, tasks.run, tasks.heartbeat, stack.api_worker"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
@@ -159,3 +161,68 @@ def test_image_serves_the_api_as_make_run_does():
     assert f'"--worker-class", "{API_WORKER_CLASS}"' in command
     for name in ("API_CONNECTIONS", "API_READ_TIMEOUT_SECONDS"):
         assert re.search(rf"^  {name}: \$\{{{name}:-\d+\}}", _compose_text(), re.MULTILINE)
+
+
+def _requirement_names(path: Path) -> set[str]:
+    """Distribution names pinned in a requirements file (not those it includes)."""
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[\[=<>~!; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_image_installs_the_runtime_requirements_only():
+    """The Dockerfile installs requirements.txt; the test, client and lint tools are in
+    requirements-dev.txt, which includes it (and which `make` installs)."""
+    runs = " ".join(_dockerfile_instructions("RUN"))
+    assert "-r requirements.txt" in runs and "requirements-dev" not in runs
+    dev = ROOT / "requirements-dev.txt"
+    assert "-r requirements.txt" in dev.read_text().splitlines()
+    runtime = _requirement_names(ROOT / "requirements.txt")
+    assert {"pytest", "fakeredis", "schemathesis", "ruff", "psutil", "requests"}.isdisjoint(runtime)
+
+
+def test_image_sources_import_no_development_only_package():
+    """Nothing the Dockerfile copies imports a package only requirements-dev.txt installs."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    dev_only = _requirement_names(ROOT / "requirements-dev.txt") - _requirement_names(
+        ROOT / "requirements.txt"
+    )
+    modules_of = packages_distributions()
+    dev_modules = {
+        module
+        for module, dists in modules_of.items()
+        if {d.lower().replace("_", "-") for d in dists} & dev_only
+    }
+    assert {"pytest", "requests", "psutil"} <= dev_modules
+    copied = [
+        source.rstrip("/")
+        for args in _dockerfile_instructions("COPY")
+        for source in args.split()[:-1]
+        if source != "requirements.txt"
+    ]
+    files = [
+        file
+        for source in copied
+        for file in ([ROOT / source] if source.endswith(".py") else (ROOT / source).rglob("*.py"))
+    ]
+    assert files
+    found = []
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            found += [
+                f"{file.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.split(".")[0] in dev_modules
+            ]
+    assert found == []

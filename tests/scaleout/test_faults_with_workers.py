@@ -1,11 +1,13 @@
 """Faults that must lose nothing, against a stack of two worker processes and an AOF Redis."""
 
+import contextlib
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 import redis as redis_client
 import requests
@@ -51,6 +53,56 @@ def test_job_of_a_worker_killed_whole_completes_on_another_worker(cluster):
     body = cluster.job(job_id, wait=60).json()
     assert (body["status"], body["result"]) == ("succeeded", 3000)
     assert store.hget(f"exec:job:{job_id}", "worker") not in (None, first_worker)
+
+
+def live_workers(cluster: StackClient, pids: list[int], seconds: float = 60) -> list[str]:
+    """The identities of the workers whose main processes are `pids`, once all beat."""
+    deadline = time.monotonic() + seconds
+    while True:
+        live = list(cluster.http.get(cluster.url + "/healthz", timeout=10).json()["workers"])
+        found = [[w for w in live if w.split(":")[1] == str(pid)] for pid in pids]
+        if all(len(ws) == 1 for ws in found):
+            return [ws[0] for ws in found]
+        assert time.monotonic() < deadline, f"workers {pids} not all beating: {live}"
+        time.sleep(0.2)
+
+
+def test_job_a_killed_worker_held_but_had_not_started_completes_elsewhere_within_30s(cluster):
+    """Its pool process stopped (SIGSTOP: as one being replaced, or stuck), a worker is
+    delivered a job it cannot start; SIGKILLed whole, its job runs on another worker well
+    before kombu's visibility timeout, once the dead worker's beat lapses."""
+    store = redis_client.Redis.from_url(cluster.redis.url)
+    mains = [child.process.pid for child in cluster.service.worker_children]
+    victim, other = live_workers(cluster, mains)
+    pool = [process.pid for process in psutil.Process(mains[0]).children()]
+    assert pool, "the victim has no pool process"
+    for pid in pool:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        ids = [cluster.submit(SLEEP, payload={"ms": 2000}, timeout=30_000) for _ in range(2)]
+        deadline = time.monotonic() + 15
+        while True:
+            records = {i: store.hmget(f"exec:job:{i}", "status", "holder") for i in ids}
+            held = [i for i, (status, holder) in records.items() if holder == victim.encode()]
+            if held:
+                break
+            assert time.monotonic() < deadline, f"the victim {victim} holds no job: {records}"
+            time.sleep(0.05)
+        (job_id,) = held
+        assert records[job_id][0] == b"queued"
+        killed_at_ms = int(time.time() * 1000)
+        os.killpg(mains[0], signal.SIGKILL)
+    finally:
+        for pid in pool:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    body = cluster.job(job_id, wait=45).json()
+    assert (body["status"], body["result"]) == ("succeeded", 2000)
+    worker, finished_at = store.hmget(f"exec:job:{job_id}", "worker", "finished_at")
+    after_s = (int(finished_at) - killed_at_ms) / 1000
+    print(f"the held job finished on {worker.decode()} {after_s:.1f} s after its worker's kill")
+    assert worker.decode() != victim
+    assert after_s <= 30
 
 
 def test_queue_deeper_than_its_limit_refuses_new_jobs_and_finishes_accepted_ones(cluster):
@@ -104,6 +156,9 @@ def test_redis_killed_and_restarted_during_a_burst_loses_no_accepted_job(cluster
 
     accepted: list[str] = []
     stop = threading.Event()
+    workers = cluster.service.worker_children
+    live_workers(cluster, [worker.process.pid for worker in workers])
+    mains = [(worker.process.pid, worker.restarts) for worker in workers]
 
     def burst() -> None:
         while not stop.is_set():
@@ -129,3 +184,4 @@ def test_redis_killed_and_restarted_during_a_burst_loses_no_accepted_job(cluster
     assert len(accepted) > 5
     states = final_states(cluster, accepted, seconds=90)
     assert {job_id: state for job_id, state in states.items() if state not in FINAL} == {}
+    assert [(worker.process.pid, worker.restarts) for worker in workers] == mains

@@ -55,3 +55,24 @@ def test_cancel_wins_over_a_later_finish(db):
     assert store.cancel(job_id) == "running"
     assert not store.finish(job_id, Outcome(result=1))
     assert store.get(job_id).status == "cancelled"
+
+
+def test_the_worker_delivered_a_queued_job_holds_it_until_it_is_requeued(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60)
+    job_id = str(uuid.uuid4())
+    assert Admission(store, "queue", 1_000, 0, 0).admit(job_id, 5_000, ANONYMOUS) is None
+    assert store.hold(job_id, "worker@host:1:100")
+    assert db.hget(store.key(job_id), "holder") == b"worker@host:1:100"
+    store.requeued(job_id)  # its holder died: the job waits in the queue again
+    assert db.hget(store.key(job_id), "holder") is None
+    assert store.get(job_id).status == "queued"
+
+
+def test_only_a_queued_job_is_held_and_no_record_is_made_for_one_unknown(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60)
+    job_id = started_job(store, timeout_ms=5_000)
+    assert not store.hold(job_id, "worker@host:2:100")
+    assert db.hget(store.key(job_id), "holder") is None
+    unknown = str(uuid.uuid4())  # e.g. its record expired
+    assert not store.hold(unknown, "worker@host:2:100")
+    assert not db.exists(store.key(unknown))
