@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-LOG, BUFFER, STATE, RESULT, ERROR = b"L", b"B", b"S", b"R", b"E"
+LOG, BUFFER, RESULT, ERROR = b"L", b"B", b"R", b"E"
 LEVELS = frozenset({"log", "info", "warn", "error", "debug"})
 MARKER = re.compile(rb"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
@@ -85,7 +85,6 @@ class FrameReader:
     max_depth: int
     logs: list[dict[str, Any]] = field(default_factory=list)
     buffers: list[str] = field(default_factory=list)
-    busy: bool | None = None  # serving processes: work left in the event loop at the end
     terminal: tuple[bytes, bytes] | None = None
     _pending: bytearray = field(default_factory=bytearray)
     _total: int = 0
@@ -124,8 +123,6 @@ class FrameReader:
             self._log(body)
         elif kind == BUFFER:
             self._buffer(body)
-        elif kind == STATE and body in (b"busy", b"idle") and self.busy is None:
-            self.busy = body == b"busy"
         elif kind in (RESULT, ERROR):
             self.terminal = (kind, body)
         else:

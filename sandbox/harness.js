@@ -56,6 +56,7 @@ const dateNow = Date.now; // capture: Date.now
 const exit = Deno.exit; // capture: Deno.exit
 const stdinRead = Deno.stdin.read.bind(Deno.stdin); // capture: Deno.stdin.read
 const PromiseCtor = Promise; // capture: Promise
+const setTimer = setTimeout; // capture: setTimeout
 const TypeErrorCtor = TypeError; // capture: TypeError
 const preventDefault = Event.prototype.preventDefault; // capture: Event.prototype.preventDefault
 const errorOf = getOwnPropertyDescriptor(ErrorEvent.prototype, "error").get; // capture: get ErrorEvent.prototype.error
@@ -196,7 +197,6 @@ function quote(text) {
 function finish(kind, body) {
   if (finished) return;
   finished = true;
-  if (serving) writeFrame("S", hasMoreWork() ? "busy" : "idle");
   writeFrame(kind, body);
   if (!serving) exit(0);
   jobDone();
@@ -414,6 +414,10 @@ async function serve() {
     runJob();
     if (!serving) return;
     await done;
+    // One macrotask later every microtask the job left has run: ready only if it left
+    // no timer, Worker or other work either (the runner replaces a busy process).
+    await new PromiseCtor((resolve) => setTimer(resolve, 0));
+    writeFrame("S", hasMoreWork() ? "busy" : "ready");
   }
 }
 

@@ -89,7 +89,7 @@ class _JobRun:
         if self.frames.terminal is not None:
             outcome = self._terminal()
             broken = outcome.error is not None and outcome.error.code == codes.PROCESS_ERROR
-            reusable = not broken and not self.frames.busy and self.process.alive()
+            reusable = not broken and self.process.alive()
             return outcome, reusable
         return self._ended(deadline), False
 

@@ -30,12 +30,13 @@ IDLE_JUDGED_AFTER_SECONDS = 0.05
 SPARE_THREADS = 1  # V8 may start a helper thread of its own; a Web Worker adds more
 READY_FRAME = b"S ready\n"
 READY_WAIT_SECONDS = 10.0
+AFTER_JOB_READY_SECONDS = 1.0  # a busy loop of microtasks never gets there
 
 
-def _ready(process: DenoProcess) -> bool:
+def _ready(process: DenoProcess, seconds: float = READY_WAIT_SECONDS) -> bool:
     """Wait for the harness's `S ready` frame: warmed up, no job yet."""
     expected = READY_FRAME
-    deadline = time.monotonic() + READY_WAIT_SECONDS
+    deadline = time.monotonic() + seconds
     while expected and (remaining := deadline - time.monotonic()) > 0:
         if select.select([process.channel], [], [], remaining)[0]:
             try:
@@ -79,6 +80,7 @@ class _Serving:
     def __init__(self, process: DenoProcess, baseline: _Baseline) -> None:
         self.process = process
         self.baseline = baseline
+        self.said_ready = True  # its `S ready` frame has been read since its last job
 
 
 class SharedProcessRunner:
@@ -119,7 +121,12 @@ class SharedProcessRunner:
             process, baseline = current.process, current.baseline
             if on_process is not None:
                 on_process(process.pid)
-            outcome, reusable = run_in_process(job, self.limits, process, cancel)
+            current.said_ready = False
+            try:
+                outcome, reusable = run_in_process(job, self.limits, process, cancel)
+            except BaseException:
+                self._retire(current)  # it may still be running the job: never reuse it
+                raise
             self._jobs += 1
             if not reusable or self._jobs >= MAX_JOBS_PER_PROCESS or baseline.left_behind(process):
                 self._retire(current)
@@ -131,7 +138,7 @@ class SharedProcessRunner:
         """A live serving process that burnt no CPU since its last job and takes this
         job's memory cap: the current one, or a new one."""
         current = self._current
-        if current is not None and current.baseline.burnt_cpu_while_idle(current.process):
+        if current is not None and not self._idle_and_clean(current):
             self._retire(current)
             current = None
         if current is None or not current.process.alive():  # else no trip to the spawner
@@ -140,6 +147,13 @@ class SharedProcessRunner:
             self._retire(current)  # it holds more than this job may have
             current = self._spawner.submit(self._ensure_process).result()
         return current
+
+    @staticmethod
+    def _idle_and_clean(current: _Serving) -> bool:
+        """Back at its stdin with nothing of the last job left, and no CPU burnt since."""
+        if not current.said_ready:
+            current.said_ready = _ready(current.process, AFTER_JOB_READY_SECONDS)
+        return current.said_ready and not current.baseline.burnt_cpu_while_idle(current.process)
 
     def _retire(self, current: _Serving) -> None:
         current.process.kill()

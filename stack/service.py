@@ -17,7 +17,7 @@ from jobs.connection import connect, is_sentinel
 from jobs.settings import Settings, load
 from stack.redis_server import PrivateRedis, choose_redis, memory_warnings
 from stack.supervisor import Child, Supervisor
-from tasks.capacity import worker_capacity
+from tasks.capacity import usable_memory_mb, worker_capacity
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,12 @@ class Service:
 
     @functools.cached_property
     def worker_slots(self) -> int:
-        """Processes per worker: `WORKER_CONCURRENCY`, else this machine's capacity
-        (tasks.capacity) shared by the workers started here; decided once."""
-        capacity = worker_capacity(self.settings).slots
-        if self.settings.worker_concurrency is not None:
-            return capacity
-        return max(1, capacity // self.workers)
+        """Processes per worker: `WORKER_CONCURRENCY`, or `WORKER_MEMORY_MB`'s slots, else
+        each worker's share of this machine's memory (tasks.capacity); decided once."""
+        settings = self.settings
+        if settings.worker_concurrency is not None or settings.worker_memory_mb is not None:
+            return worker_capacity(settings).slots  # both are one worker's own
+        return worker_capacity(settings, available_mb=usable_memory_mb() // self.workers).slots
 
     def _api_argv(self) -> list[str]:
         settings = self.settings

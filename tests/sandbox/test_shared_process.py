@@ -69,3 +69,34 @@ def test_closing_leaves_no_process():
     runner.close()
     assert wait_until_gone({pid}) == set()
     assert pid not in harness_pids()
+
+
+def test_a_timer_set_from_a_microtask_after_return_never_reaches_the_next_job(shared):
+    leaky = (
+        "export function run() { let p = Promise.resolve(); for (let i = 0; i < 5; i++) p = p.then(() => {});"
+        " p.then(() => setTimeout(() => { console.log('leaked'); throw new Error('leaked') }, 50));"
+        " return 'returned' }"
+    )
+    seen: list[int] = []
+    assert shared.run(job(leaky), on_process=seen.append).result == "returned"
+    waits = (
+        "export async function run() { await new Promise(r => setTimeout(r, 200)); return 'clean' }"
+    )
+    assert shared.run(job(waits), on_process=seen.append).to_dict() == {
+        "result": "clean",
+        "logs": [],
+    }
+    assert seen[0] != seen[1]
+
+
+def test_microtasks_that_never_end_after_return_do_not_hold_the_next_job(shared):
+    spinner = "export function run() { const f = () => queueMicrotask(f); Promise.resolve().then(f); return 'spin' }"
+    seen: list[int] = []
+    assert shared.run(job(spinner), on_process=seen.append).result == "spin"
+    assert (
+        shared.run(
+            job("export function run() { return 'next' }", timeout=5_000), on_process=seen.append
+        ).result
+        == "next"
+    )
+    assert seen[0] != seen[1]

@@ -76,6 +76,15 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
+def read_to_close(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(seconds)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
 def test_idle_sockets_and_long_polls_lock_nobody_out(api):
     job_id = api.submit(SLEEP, payload={"ms": 30_000}, timeout=35_000)
     assert api.wait_for_status(job_id, {"running"})["status"] == "running"
@@ -128,10 +137,7 @@ def test_idle_sockets_and_long_polls_lock_nobody_out(api):
 
         # Every long-poll is answered when its wait runs out: the job is still running.
         for sock in polls:
-            sock.settimeout(LONG_POLL_WAIT + 20)
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
+            answer = read_to_close(sock, LONG_POLL_WAIT + 20)
             assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
             assert b'"status":"running"' in answer
     finally:
@@ -167,10 +173,7 @@ def test_request_heads_and_bodies_must_keep_arriving(api):
             time.sleep(0.25)
         assert cut is not None and READ_TIMEOUT * 0.9 <= cut < READ_TIMEOUT + 3, cut
 
-        stalled.settimeout(10)
-        answer = b""
-        while chunk := stalled.recv(65536):
-            answer += chunk
+        answer = read_to_close(stalled, 10)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert b"Request body incomplete" in answer
     finally:

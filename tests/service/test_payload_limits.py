@@ -32,6 +32,21 @@ def test_payload_nested_exactly_to_the_limit_runs(api, path):
     assert response.json()["result"] == 64, response.text
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_a_body_nested_100000_deep_is_refused_by_the_live_service(api, path):
+    """Through gunicorn's gevent worker, whose greenlets have smaller stacks than a thread."""
+    response = post(api, path, nests(100_000))
+    assert response.status_code == 400, response.text
+    assert "64 levels" in response.json()["error"]
+
+
+def test_a_body_over_the_size_limit_is_refused_by_the_live_service(api):
+    body = b'{"script": "' + b"x" * (6 * 1024 * 1024) + b'", "fn": "run", "payload": {}}'
+    response = api.http.post(api.url + "/", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "larger than" in response.json()["error"]
+
+
 def test_large_finite_numbers_still_run(api):
     response = post(api, "/", '{"a": 1.7976931348623157e308, "b": -1e-320}', DEPTH)
     assert (response.status_code, response.json()["result"]) == (200, 1)

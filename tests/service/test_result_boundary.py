@@ -7,6 +7,8 @@ import pytest
 from procs import wait_until_gone
 from service.test_metrics import grew, scrape
 
+from sandbox.mime import detect_mime
+
 NEXT = "export function run() { return 'next' }"
 
 
@@ -59,7 +61,8 @@ def test_a_large_html_like_result_is_typed_without_stalling_the_worker(api):
     script = "export function run() { return new TextEncoder().encode('<!doctype' + 'a'.repeat(400000)) }"
     response = answered_in(api, 10, script)
     assert response.status_code == 200
-    assert response.json()["result"].startswith("data:")
+    mime = detect_mime(b"<!doctype" + b"a" * 400_000)
+    assert response.json()["result"].startswith(f"data:{mime};base64,")
 
 
 def test_undefined_leaves_the_result_out_of_the_answer(api):
