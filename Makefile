@@ -21,7 +21,8 @@ test: deps
 # The image and compose.yaml for real (tests/deploy/test_deploy.py): builds the image from
 # this checkout, starts a compose project of its own with 3 workers, applies faults to its
 # containers, and always ends with `docker compose down -v`. Starts Docker with
-# ../shared/tools/docker-here.sh (as root) when none answers. Not part of `make test`.
+# ../shared/tools/docker-here.sh (as root) when none answers. Not part of `make test`;
+# .ci/run runs it after `make test`.
 test-deploy: deps
 	@docker info >/dev/null 2>&1 || bash ../shared/tools/docker-here.sh
 	DEPLOY_TESTS=1 $(PY) -m pytest tests/deploy/test_deploy.py -v -rsxX

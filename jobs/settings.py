@@ -35,6 +35,7 @@ class Settings:
     worker_max_memory_kib: int = 256 * 1024
     task_time_margin_seconds: int = 5
     prespawn: int = 1
+    allow_weak_confinement: bool = True  # False: a worker without every wall will not start
     queue_name: str = "sandbox"
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)  # key -> tenant
     quota_concurrent: int = 0  # 0: no limit
@@ -89,6 +90,16 @@ _STRINGS = {
     "API_HOST": "api_host",
     "QUEUE_NAME": "queue_name",
 }
+
+
+_BOOLS = {"ALLOW_WEAK_CONFINEMENT": "allow_weak_confinement"}
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = env[name].strip().lower()
+    if value not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, not {env[name]!r}")
+    return value == "1"
 
 
 def _int(env: Mapping[str, str], name: str) -> int:
@@ -171,6 +182,7 @@ def load(env: Mapping[str, str] = os.environ) -> Settings:
     values: dict[str, object] = {f: env[n] for n, f in _STRINGS.items() if env.get(n)}
     values |= {f: _int(env, n) for n, f in _INTS.items() if env.get(n)}
     values |= {f: _count(env, n) for n, f in _COUNTS.items() if env.get(n)}
+    values |= {f: _bool(env, n) for n, f in _BOOLS.items() if env.get(n)}
     limits = {f: _int(env, n) for n, f in _LIMIT_INTS.items() if env.get(n)}
     if values.get("max_payload_depth", 0) > MAX_PAYLOAD_DEPTH_LIMIT:  # type: ignore[operator]
         raise ValueError(f"MAX_PAYLOAD_DEPTH must be at most {MAX_PAYLOAD_DEPTH_LIMIT}")

@@ -4,7 +4,10 @@ Detected once per process, used when the host allows them:
 - cgroups (v1 or v2): a memory limit on the whole process, one CPU's worth of time,
   a cap on threads; otherwise the runner's RSS watchdog and RLIMIT_DATA hold memory,
   and CPU affinity to one core holds CPU;
-- as root: an empty network namespace, then the unprivileged `nobody` user.
+- as root: the unprivileged `nobody` user;
+- root or not, where the kernel allows unprivileged user namespaces: user, PID, mount
+  and network namespaces of the job's own (`namespaces`); failing that, as root, an
+  empty network namespace only.
 """
 
 import contextlib
@@ -19,9 +22,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import namespaces
+
 log = logging.getLogger(__name__)
 
-CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, not in children between fork and exec
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -37,6 +41,7 @@ class Confinement:
     cgroup_bases: dict[str, Path] = field(default_factory=dict)  # controller -> parent dir
     network_namespace: bool = False
     user: tuple[int, int] | None = None  # uid, gid to drop to
+    namespaces: bool = False  # user, PID, mount and network (implies network_namespace)
 
     @property
     def cpu_quota(self) -> bool:
@@ -56,10 +61,18 @@ class Confinement:
             "network": "empty network namespace"
             if self.network_namespace
             else "Deno permissions only",
-            "user": f"uid {self.user[0]}"
-            if self.user
-            else f"uid {os.geteuid()} (no user to drop to)",
+            "user": (f"uid {self.user[0]}" if self.user else f"uid {os.geteuid()}")
+            + (" in a user namespace of its own" if self.namespaces else "")
+            + ("" if self.user else " (the worker's: no user to drop to)"),
+            "processes": "PID namespace of its own, /proc hidden"
+            if self.namespaces
+            else "sees the host's processes (no user namespace allowed)",
         }
+
+    @property
+    def complete(self) -> bool:
+        """Whether a job can neither reach the network nor name its worker's process."""
+        return self.namespaces or (self.network_namespace and self.user is not None)
 
 
 def detect(runtime_files: tuple[Path, ...]) -> Confinement:
@@ -69,10 +82,12 @@ def detect(runtime_files: tuple[Path, ...]) -> Confinement:
     if user is not None and not all(map(readable_by_others, runtime_files)):
         log.warning("not dropping to nobody: it cannot read %s", ", ".join(map(str, runtime_files)))
         user = None
+    own_namespaces = namespaces.available(user)
     confinement = Confinement(
         *_detect_cgroups(),
-        network_namespace=root and _can_unshare_network(),
+        network_namespace=own_namespaces or (root and _can_unshare_network()),
         user=user,
+        namespaces=own_namespaces,
     )
     log.info("sandbox confinement: %s", confinement.describe())
     return confinement
@@ -130,7 +145,7 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
 def unshare_network() -> bool:
     """Move the calling process into a new, empty network namespace (Python 3.11 has
     no `os.unshare`)."""
-    return _LIBC.unshare(CLONE_NEWNET) == 0
+    return _LIBC.unshare(namespaces.CLONE_NEWNET) == 0
 
 
 def owner_is_gone(name: str, prefix: str) -> bool:
@@ -245,8 +260,8 @@ class JobCgroup:
             self._write("cpu", "cpu.cfs_quota_us", "", quota)
         self._write("pids", "pids.max", "pids.max", str(MAX_THREADS))
 
-    def move_cpu(self, group: str, pid: int) -> bool:
-        """Move process `pid` from its own CPU group into one under `group`'s, so all the
+    def move_cpu(self, group: str, pids: list[int]) -> bool:
+        """Move processes `pids` (a job's launcher and Deno) from its own CPU group into one under `group`'s, so all the
         jobs of a group together weigh as much as any other group's (cgroup v1, where CPU
         is a hierarchy of its own; memory and pids stay where they are). The job keeps its
         quota of `cpus`. False if it stays where it is (v2, no CPU group, or refused)."""
@@ -265,7 +280,8 @@ class JobCgroup:
                     continue
             for name in ("cpu.cfs_period_us", "cpu.cfs_quota_us"):
                 (new / name).write_text((old / name).read_text())
-            (new / "cgroup.procs").write_text(str(pid))
+            for pid in dict.fromkeys(pids):
+                (new / "cgroup.procs").write_text(str(pid))
         except OSError as error:
             log.warning("job stays in its own CPU group (%s)", error)
             with contextlib.suppress(OSError):

@@ -4,22 +4,26 @@ job for `isolation: "none"`.
 The process gets no `--allow-*` flag, no remote/npm/config, its own DENO_DIR (a
 copy of a prepared template: module caches filled, localStorage and caches empty)
 and its own session (so the whole group dies together), plus whatever `confine`
-found the host allows: cgroups, an empty network namespace, the `nobody` user. PR_SET_PDEATHSIG ties
-its life to the thread that started it: if that dies, even by SIGKILL, Deno dies.
+found the host allows: cgroups, the `nobody` user, namespaces of its own (then it is
+started by a launcher, `namespaces.launcher`). PR_SET_PDEATHSIG ties its life to the
+thread that started it: if that dies, even by SIGKILL, Deno dies.
 """
 
 import contextlib
 import functools
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from deno import find_deno_bin
 
+from sandbox import namespaces
 from sandbox.channel import CHANNEL, open_channel
 from sandbox.confine import (
     Confinement,
@@ -35,6 +39,7 @@ from sandbox.limits import MIB, Limits
 HARNESS = Path(__file__).with_name("harness.js")
 
 WORKDIR_PREFIX = "sandbox-job-"
+REAP_WAIT_SECONDS = 5.0  # for a killed Deno to be gone (it needs no more than its exit)
 
 # Without a memory cgroup, RLIMIT_DATA (set in `_child_setup`) backs up the runner's RSS
 # watchdog, which is the real cap: it kills the process once its RSS passes the job's
@@ -102,16 +107,18 @@ def _child_setup(
         data = (limits.max_memory_mb + RLIMIT_DATA_HEADROOM_MB) * MIB
         resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if walls.network_namespace and not unshare_network():
-        os._exit(70)
     if not walls.cpu_quota:
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[os.getpid() % len(cores)]})
+    if walls.network_namespace and not walls.namespaces and not unshare_network():
+        os._exit(70)  # (as root, before dropping the privilege this takes)
     if walls.user is not None:
         uid, gid = walls.user
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
+    if walls.namespaces and not namespaces.enter():  # after the drop: owned by the job's user
+        os._exit(70)
     die_with_parent()  # after setuid: changing credentials clears the parent-death signal
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
@@ -135,6 +142,9 @@ class DenoProcess:
         self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.cgroup: JobCgroup | None = None
         self.channel = -1
+        self.launched = False
+        self._deno_pid: int | None = None
+        self._deno_pidfd = -1
         try:
             if walls.user is not None:
                 os.chown(self.workdir, *walls.user)
@@ -145,8 +155,10 @@ class DenoProcess:
                 self.cgroup = JobCgroup(walls, limits.memory_mb * MIB, limits.cpus)
             procs = self.cgroup.procs_files if self.cgroup else []
             setup = functools.partial(_child_setup, os.getpid(), limits, walls, procs)
+            launcher = namespaces.launcher() if walls.namespaces else None
+            self.launched = launcher is not None
             self.popen = subprocess.Popen(
-                argv + (["--serve"] if serving else []),
+                (launcher or []) + argv + (["--serve"] if serving else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,  # user output: nobody reads it
                 stderr=subprocess.PIPE,
@@ -172,7 +184,26 @@ class DenoProcess:
 
     @property
     def pid(self) -> int:
+        """The process started: the leader of its session (Deno's, or its launcher's)."""
         return self.popen.pid
+
+    @property
+    def deno_pid(self) -> int:
+        """Deno's own process: the launcher's child where namespaces need one
+        (`namespaces.launcher`), found once it exists; else the process started."""
+        if not self.launched:
+            return self.popen.pid
+        deadline = time.monotonic() + 1.0
+        while self._deno_pid is None and self.popen.poll() is None:
+            self._deno_pid = namespaces.child_pid(self.popen.pid)
+            if self._deno_pid is None:
+                if time.monotonic() > deadline:
+                    return self.popen.pid
+                time.sleep(0.001)
+            else:  # held, so that `reap` can wait for its end, not for a reused pid's
+                with contextlib.suppress(OSError):
+                    self._deno_pidfd = os.pidfd_open(self._deno_pid)
+        return self._deno_pid or self.popen.pid
 
     def share_cpu_with(self, group: str) -> bool:
         """For a job that runs a while: share CPU with the other jobs of `group` (e.g. one
@@ -180,8 +211,8 @@ class DenoProcess:
         cgroups, lower its priority instead, so that short jobs go first. False if
         neither could be done (cgroup v2: each job stays a group of its own)."""
         if self.cgroup is None:
-            return lower_priority(self.pid)
-        return self.cgroup.move_cpu(group, self.pid)
+            return lower_priority(self.deno_pid)
+        return self.cgroup.move_cpu(group, [self.pid, self.deno_pid])
 
     def set_memory_limit(self, memory_mb: int) -> bool:
         """False if the cgroup refused (a serving process using more than the new limit)."""
@@ -221,7 +252,7 @@ class DenoProcess:
     def rss_bytes(self) -> int:
         """Resident memory of the whole process (all its threads), 0 once it is gone."""
         try:
-            with open(f"/proc/{self.pid}/statm", "rb") as statm:
+            with open(f"/proc/{self.deno_pid}/statm", "rb") as statm:
                 return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             return 0
@@ -229,7 +260,7 @@ class DenoProcess:
     def threads(self) -> int:
         """OS threads in the process (a Web Worker is one more), 0 once it is gone."""
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as stat:
+            with open(f"/proc/{self.deno_pid}/stat", "rb") as stat:
                 return int(stat.read().rsplit(b")", 1)[1].split()[17])
         except (OSError, IndexError, ValueError):
             return 0
@@ -237,7 +268,7 @@ class DenoProcess:
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the process has used so far."""
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as stat:
+            with open(f"/proc/{self.deno_pid}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
@@ -249,8 +280,14 @@ class DenoProcess:
     def reap(self) -> int:
         """Kill the whole group, wait for it, delete its directory and cgroups; returns the
         exit status."""
+        if self.launched:
+            _ = self.deno_pid  # found (and held) while the launcher, its parent, still lives
         self.kill()  # never signals a pid that may be reused: only this object reaps it
         status = self.popen.wait()
+        if self._deno_pidfd >= 0:  # its launcher ends first; its cgroups empty when it does
+            select.select([self._deno_pidfd], [], [], REAP_WAIT_SECONDS)
+            os.close(self._deno_pidfd)
+            self._deno_pidfd = -1
         for pipe in (self.popen.stdin, self.popen.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):

@@ -40,7 +40,7 @@ def run(
     process = source.take()
     try:
         if on_process is not None:
-            on_process(process.pid)
+            on_process(process.deno_pid)
         outcome, _ = run_in_process(job, limits, process, cancel)
         return outcome
     finally:

@@ -120,7 +120,7 @@ class SharedProcessRunner:
             current = self._clean_process(job.memory_mb or self.limits.memory_mb)
             process, baseline = current.process, current.baseline
             if on_process is not None:
-                on_process(process.pid)
+                on_process(process.deno_pid)
             current.said_ready = False
             try:
                 outcome, reusable = run_in_process(job, self.limits, process, cancel)

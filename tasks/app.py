@@ -17,7 +17,9 @@ from tasks.capacity import worker_capacity
 settings: Settings = load()
 broker.install()  # a message the worker cannot use fails its job, not the worker
 
-app = Celery("sandbox", broker=settings.redis_url, include=["tasks.run", "tasks.heartbeat"])
+app = Celery(
+    "sandbox", broker=settings.redis_url, include=["tasks.walls", "tasks.run", "tasks.heartbeat"]
+)
 app.conf.update(
     celery_config(settings),
     task_acks_late=True,

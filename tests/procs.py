@@ -6,7 +6,8 @@ import time
 
 import psutil
 
-from sandbox.process import HARNESS
+from sandbox import namespaces
+from sandbox.process import HARNESS, deno_binary
 
 
 def own_tempdir(parent: str | None = None) -> str:
@@ -22,15 +23,18 @@ def harness_pids(under: str | None = None) -> set[int]:
     (each has its own, in the temporary directory of whoever started it) is under `under`,
     by default this process's temporary directory. Tests that run in parallel with others
     (`make test`) give themselves, or their stack, a temporary directory of their own
-    (TMPDIR), so that they see only the processes they started."""
+    (TMPDIR), so that they see only the processes they started. Deno's own processes
+    only, not the launchers that start some of them in namespaces of their own."""
     marker, ours = str(HARNESS), (under or tempfile.gettempdir()).rstrip(os.sep) + os.sep
+    deno = deno_binary()
     pids = set()
     for process in psutil.process_iter(["cmdline", "status", "cwd"]):
         cmdline = process.info["cmdline"] or []
         running = process.info["status"] != psutil.STATUS_ZOMBIE
         cwd = process.info["cwd"]
         ours_or_unknown = cwd is None or cwd.startswith(ours)  # unreadable: counted, to be safe
-        if running and ours_or_unknown and any(marker in arg for arg in cmdline):
+        deno_running_harness = cmdline[:1] == [deno] and marker in cmdline
+        if running and ours_or_unknown and deno_running_harness:
             pids.add(process.pid)
     return pids
 
@@ -47,6 +51,15 @@ def wait_until_gone(pids: set[int], seconds: float = 5.0) -> set[int]:
 
 def parent_of(pid: int) -> int:
     return psutil.Process(pid).ppid()
+
+
+def starter_of(deno: int) -> int:
+    """The process that started Deno process `deno`: its parent, or the parent of the
+    launcher that started it in namespaces of its own."""
+    parent = psutil.Process(deno).parent()
+    if parent is not None and parent.cmdline()[:1] == namespaces.launcher()[:1]:
+        parent = parent.parent()
+    return parent.pid if parent is not None else 0
 
 
 def cpu_seconds(pid: int) -> float:

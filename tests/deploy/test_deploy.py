@@ -2,8 +2,9 @@
 up -d --scale worker=3` under a project name of its own, then
 
 - the original's contract through port 9090 (normal, timeout, syntax error, data URI);
-- a running job's Deno process seen from the host: uid, namespaces, interfaces, memory
-  and CPU limits, against its worker's;
+- a running job's Deno process seen from the host: uid, namespaces, interfaces, its
+  /proc, memory and CPU limits, against its worker's; a worker without the shipped
+  seccomp profile refusing to start;
 - the API container restarted; the Redis container SIGKILLed mid-burst; a worker
   container SIGKILLed mid-job;
 
@@ -365,13 +366,27 @@ def test_healthz_shows_every_worker_and_its_confinement(deployment, measured):
     assert code == 200, body
     assert body["redis"] == "ok" and len(body["workers"]) == WORKERS
     walls = {
-        json.dumps({wall: info[wall] for wall in ("memory", "cpu", "network", "user")})
+        json.dumps({wall: info[wall] for wall in ("memory", "cpu", "network", "user", "processes")})
         for info in body["workers"].values()
     }
     measured("/healthz confinement (every worker)", " | ".join(sorted(walls)))
     slots = {f"{info['slots']} ({info['capacity']})" for info in body["workers"].values()}
     measured("/healthz slots per worker", " | ".join(sorted(slots)))
     assert len(walls) == 1, "workers of one image on one host should agree"
+
+
+def test_a_worker_that_cannot_wall_jobs_off_refuses_to_start(deployment):
+    """compose.yaml's ALLOW_WEAK_CONFINEMENT=0, in a container without its seccomp profile."""
+    refused = run(
+        ["docker", "run", "--rm", "--cap-drop", "ALL", "--network", "none"]
+        + ["-e", "ALLOW_WEAK_CONFINEMENT=0", IMAGE]
+        + ["python", "-m", "celery", "-A", "tasks.app", "worker"],
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 78, refused.stdout + refused.stderr
+    said = refused.stdout + refused.stderr
+    assert "refusing to start: jobs would run with weaker confinement" in said
 
 
 # Confinement of a running job's Deno process, seen from the host.
@@ -405,6 +420,10 @@ class Proc:
 
     def namespaces(self) -> dict[str, str]:
         return {name: os.readlink(f"/proc/{self.pid}/ns/{name}") for name in NAMESPACES}
+
+    def proc_entries(self) -> list[str]:
+        """What the process finds in its /proc (read through its own root)."""
+        return sorted(os.listdir(f"/proc/{self.pid}/root/proc"))
 
     def interfaces(self) -> list[str]:
         lines = Path(f"/proc/{self.pid}/net/dev").read_text().splitlines()[2:]
@@ -459,6 +478,7 @@ class Seen:
     uid: int
     namespaces: dict[str, str]
     interfaces: list[str]
+    proc_entries: list[str]
     memory_cgroup: Path | None
     memory_limit: int | None
     cpu_cgroup: Path | None
@@ -471,6 +491,7 @@ class Seen:
         memory = proc.memory_limit()
         description = (
             f"uid {proc.uid}, interfaces {proc.interfaces()}, "
+            f"{len(proc.proc_entries())} entries in its /proc, "
             f"memory cgroup {proc.cgroup('memory')} limit {memory and memory // MIB} MiB, "
             f"RLIMIT_DATA {proc.rlimit('Max data size')}, cpu quota {proc.cpu_cores()} cores, "
             f"cpus allowed {proc.status['Cpus_allowed_list']}, "
@@ -482,6 +503,7 @@ class Seen:
             proc.uid,
             proc.namespaces(),
             proc.interfaces(),
+            proc.proc_entries(),
             proc.cgroup("memory"),
             memory,
             proc.cgroup("cpu"),
@@ -523,7 +545,11 @@ def observed(deployment, measured) -> Observed:
     in_container = int(fields["pid"])  # as the worker sees it
     matches = [proc for proc in host_processes(container) if proc.nspid[1:2] == [in_container]]
     assert len(matches) == 1, f"Deno (pid {in_container} in {container[:12]}) not found"
-    observation = Observed(Seen.of(matches[0]), Seen.of(Proc(matches[0].ppid)))
+    (deno,) = matches
+    parent = Proc(deno.ppid)
+    if parent.cmdline().startswith("/usr/bin/unshare "):  # the launcher of its namespaces
+        parent = Proc(parent.ppid)
+    observation = Observed(Seen.of(deno), Seen.of(parent))
     assert job(job_id)["status"] == "running", "the job ended while it was looked at"
     requests.delete(f"{API}/jobs/{job_id}", timeout=10)
     measured("seen from the host: the job's Deno process", observation.deno.description)
@@ -539,33 +565,25 @@ def test_the_running_job_is_a_deno_process_started_by_a_pool_process(observed):
     assert "celery" in observed.worker.cmdline
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 15: workers run as uid 10001 with cap_drop ALL, so the sandbox cannot "
-    "switch Deno to another user (it does so only as root: sandbox/confine.py)",
-)
-def test_deno_runs_as_another_user_than_its_worker(observed):
-    assert observed.deno.uid != observed.worker.uid
+def test_deno_cannot_name_its_worker(observed):
+    """Another uid, or a user namespace and a PID namespace of its own."""
+    deno, worker = observed.deno, observed.worker
+    own = [name for name in ("user", "pid") if deno.namespaces[name] != worker.namespaces[name]]
+    assert deno.uid != worker.uid or own == ["user", "pid"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 15: no network namespace per job in a container (unshare needs root with "
-    "CAP_SYS_ADMIN): Deno's permissions are the only network wall",
-)
 def test_deno_has_a_network_namespace_of_its_own(observed):
     assert observed.deno.namespaces["net"] != observed.worker.namespaces["net"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 15: Deno shares its worker's network namespace, eth0 to Redis included",
-)
 def test_deno_sees_no_interface_but_loopback(observed):
     assert observed.deno.interfaces == ["lo"]
+
+
+def test_deno_sees_no_process_of_the_host(observed):
+    """Its /proc is an empty tmpfs in a mount namespace of its own."""
+    assert observed.deno.namespaces["mnt"] != observed.worker.namespaces["mnt"]
+    assert observed.deno.proc_entries == []
 
 
 @pytest.mark.xfail(

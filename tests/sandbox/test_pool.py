@@ -35,7 +35,7 @@ def job(source: str) -> Job:
 
 def test_job_runs_in_a_process_started_before_it(pool):
     wait_idle(pool)
-    (ready,) = harness_pids() & {p.pid for p in pool._idle}
+    (ready,) = harness_pids() & {p.deno_pid for p in pool._idle}
     seen = []
     outcome = run(
         job("export function run() { return 'ok' }"), LIMITS, processes=pool, on_process=seen.append
@@ -45,10 +45,10 @@ def test_job_runs_in_a_process_started_before_it(pool):
 
 def test_a_replacement_is_started_after_each_job(pool):
     wait_idle(pool)
-    first = {p.pid for p in pool._idle}
+    first = {p.deno_pid for p in pool._idle}
     run(job("export function run() { return 1 }"), LIMITS, processes=pool)
     wait_idle(pool)
-    assert {p.pid for p in pool._idle}.isdisjoint(first)
+    assert {p.deno_pid for p in pool._idle}.isdisjoint(first)
 
 
 def test_every_job_gets_a_process_no_other_job_used(pool):
@@ -62,10 +62,10 @@ def test_every_job_gets_a_process_no_other_job_used(pool):
 
 def test_an_idle_process_that_dies_is_replaced(pool):
     wait_idle(pool)
-    (victim,) = {p.pid for p in pool._idle}
+    (victim,) = {p.deno_pid for p in pool._idle}
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while victim in {p.pid for p in pool._idle} or pool.idle < 1:
+    while victim in {p.deno_pid for p in pool._idle} or pool.idle < 1:
         assert time.monotonic() < deadline, "the dead idle process was not replaced"
         time.sleep(0.05)
     assert (

@@ -11,7 +11,7 @@ import psutil
 import pytest
 import redis as redis_client
 import requests
-from procs import parent_of, wait_until_gone
+from procs import parent_of, starter_of, wait_until_gone
 from stacks import SLEEP, StackClient, running_stack
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -47,7 +47,7 @@ def test_job_of_a_worker_killed_whole_completes_on_another_worker(cluster):
     deno = cluster.deno_pid(job_id)
     store = redis_client.Redis.from_url(cluster.redis.url)
     first_worker = store.hget(f"exec:job:{job_id}", "worker")
-    worker_main = parent_of(parent_of(deno))
+    worker_main = parent_of(starter_of(deno))
     os.killpg(worker_main, signal.SIGKILL)
     assert wait_until_gone({deno}) == set()
     body = cluster.job(job_id, wait=60).json()

@@ -192,7 +192,7 @@ def test_memory_request_above_the_maximum_is_capped():
 
 def test_confinement_in_force_is_described():
     described = WALLS.describe()
-    assert set(described) == {"memory", "cpu", "network", "user"}
+    assert set(described) == {"memory", "cpu", "network", "user", "processes"}
     if WALLS.cgroup_version is not None:
         assert described["memory"].startswith(f"cgroup v{WALLS.cgroup_version} (")
         assert "RLIMIT_DATA" not in described["memory"]
@@ -204,4 +204,12 @@ def test_confinement_in_force_is_described():
         assert described["cpu"] == "pinned to one core"
     network = "empty network namespace" if WALLS.network_namespace else "Deno permissions only"
     assert described["network"] == network
+    if WALLS.namespaces:
+        assert described["processes"] == "PID namespace of its own, /proc hidden"
+        assert described["user"].endswith(
+            " in a user namespace of its own"
+            + ("" if WALLS.user else " (the worker's: no user to drop to)")
+        )
+    else:
+        assert described["processes"].startswith("sees the host's processes")
     assert described["user"].startswith(f"uid {WALLS.user[0] if WALLS.user else os.geteuid()}")

@@ -11,7 +11,7 @@ import pytest
 import redis
 import requests
 from kombu import Connection, Exchange, Queue
-from procs import parent_of, wait_until_gone
+from procs import starter_of, wait_until_gone
 from stacks import SLEEP, StackClient, running_stack
 
 from tasks import broker
@@ -26,7 +26,7 @@ def fragile() -> Iterator[StackClient]:
 def kill_the_process_running(client: StackClient, job_id: str, not_pid: int | None = None) -> int:
     """SIGKILL the worker process that runs `job_id` (the parent of its Deno); the Deno pid."""
     deno = client.deno_pid(job_id, not_pid=not_pid)
-    os.kill(parent_of(deno), signal.SIGKILL)
+    os.kill(starter_of(deno), signal.SIGKILL)
     assert wait_until_gone({deno}) == set()
     return deno
 

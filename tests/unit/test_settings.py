@@ -118,3 +118,15 @@ def test_front_door_settings_have_defaults_and_are_read():
     assert (settings.api_connections, settings.api_read_timeout_seconds) == (100, 2)
     with pytest.raises(ValueError, match="API_READ_TIMEOUT_SECONDS"):
         load({"API_READ_TIMEOUT_SECONDS": "0"})
+
+
+def test_weak_confinement_is_allowed_unless_turned_off():
+    assert load({}).allow_weak_confinement is True
+    assert load({"ALLOW_WEAK_CONFINEMENT": "0"}).allow_weak_confinement is False
+    assert load({"ALLOW_WEAK_CONFINEMENT": "1"}).allow_weak_confinement is True
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "false"])
+def test_allow_weak_confinement_other_than_0_or_1_stops_start_up_naming_it(value):
+    with pytest.raises(ValueError, match="ALLOW_WEAK_CONFINEMENT must be 0 or 1"):
+        load({"ALLOW_WEAK_CONFINEMENT": value})
