@@ -53,6 +53,11 @@ def _submissions(settings: Settings) -> dict[str, Any]:
             "422": _json("The function failed; `code` says how", "RunFailure"),
             "504": _error("The job did not finish in time; poll GET /jobs/{id}"),
             **_refusals(settings),
+            "503": _error(
+                "Redis is unreachable, the queue or the result store is full (retry later), "
+                "or the API is restarting while the job runs (it goes on: poll GET /jobs/{id})",
+                _RETRY_AFTER,
+            ),
         },
     )
     submit = _operation(

@@ -42,10 +42,14 @@ def _own_job(job_id: str) -> JobRecord:
 
 @bp.post("/")
 @bp.post("/run")
-def run_sync() -> tuple[Response, int]:
+def run_sync() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     job_id = _submit()
     record = wait_for_sync(_store(), job_id, g.job, _settings())
-    if record is None or not record.final or record.outcome is None:
+    unfinished = record is None or not record.final or record.outcome is None
+    if unfinished and _store().stopping:
+        message = "The API is restarting; the job goes on: poll GET /jobs/<id>"
+        return jsonify(error=message, id=job_id), 503, {"Retry-After": "1"}
+    if unfinished:
         message = (
             "Job did not finish within its timeout plus the queue allowance; poll GET /jobs/<id>"
         )

@@ -24,6 +24,7 @@ class Notifier:
         self._waiters: dict[str, set[threading.Event]] = defaultdict(set)
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self.released = False  # set once, when this process stops: nobody waits any more
 
     def watch(self, channel: str) -> threading.Event:
         """An Event set whenever `channel` gets a message (or the connection was lost)."""
@@ -31,7 +32,15 @@ class Notifier:
         with self._lock:
             self._ensure_thread()
             self._waiters[channel].add(event)
+        if self.released:
+            event.set()
         return event
+
+    def release(self) -> None:
+        """Wake every waiter now and from now on: the process is stopping, and those
+        waiting should answer with what they have rather than be cut off mid-wait."""
+        self.released = True
+        self._wake()
 
     def unwatch(self, channel: str, event: threading.Event) -> None:
         with self._lock:

@@ -350,10 +350,19 @@ class JobStore:
             owner=fields.get("owner", ANONYMOUS),
         )
 
+    def stop_waiting(self) -> None:
+        """This process is stopping: every `wait`, now and later, returns at once."""
+        self._notifier.release()
+
+    @property
+    def stopping(self) -> bool:
+        return self._notifier.released
+
     def wait(
         self, job_id: str, seconds: float, until: frozenset[JobStatus] = FINAL
     ) -> JobRecord | None:
-        """The record once its status is in `until`, or as it is when `seconds` run out."""
+        """The record once its status is in `until`, or as it is when `seconds` run out
+        (or when the process stops: `stop_waiting`)."""
         deadline = time.monotonic() + seconds
         channel = self.done_channel(job_id)
         event = self._notifier.watch(channel)
@@ -361,7 +370,8 @@ class JobStore:
             while True:
                 record = self.get(job_id)
                 remaining = deadline - time.monotonic()
-                if record is None or record.status in until or remaining <= 0:
+                stopping = self._notifier.released
+                if record is None or record.status in until or remaining <= 0 or stopping:
                     return record
                 event.wait(remaining)
                 event.clear()

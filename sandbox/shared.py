@@ -27,6 +27,7 @@ MAX_JOBS_PER_PROCESS = 500
 LEFTOVER_MEMORY_BYTES = 64 * 1024 * 1024  # above the resident size the process started with
 IDLE_CPU_SHARE = 0.2  # of the wall time between two jobs, judged over at least:
 IDLE_JUDGED_AFTER_SECONDS = 0.05
+IDLE_CHECK_AFTER_SECONDS = 0.5  # after a job, the process is judged again
 SPARE_THREADS = 1  # V8 may start a helper thread of its own; a Web Worker adds more
 READY_FRAME = b"S ready\n"
 READY_WAIT_SECONDS = 10.0
@@ -94,6 +95,7 @@ class SharedProcessRunner:
         self._lock = threading.Lock()
         self._current: _Serving | None = None
         self._jobs = 0
+        self._check_pending = threading.Event()
         post(self._spawner, self._ensure_process)
 
     def _ensure_process(self) -> _Serving:
@@ -132,7 +134,28 @@ class SharedProcessRunner:
                 self._retire(current)
             else:
                 baseline.now_idle(process)
+                self._check_soon()
             return outcome
+
+    def _check_soon(self) -> None:
+        """Judge the serving process again once it has been idle a while, off any job's
+        clock: a Worker left spinning shows as CPU burnt, even where the thread count
+        missed it (a thread of Deno's start-up that has since ended hides a Worker's).
+        One check pending at a time: it judges whichever process is current then."""
+        if self._check_pending.is_set():
+            return
+        self._check_pending.set()
+
+        def check() -> None:
+            with self._lock:
+                self._check_pending.clear()
+                current = self._current
+                if current is not None and not self._idle_and_clean(current):
+                    self._retire(current)
+
+        timer = threading.Timer(IDLE_CHECK_AFTER_SECONDS, check)
+        timer.daemon = True
+        timer.start()
 
     def _clean_process(self, memory_mb: int) -> _Serving:
         """A live serving process that burnt no CPU since its last job and takes this

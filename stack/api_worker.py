@@ -18,7 +18,8 @@ On top of gunicorn's gevent worker:
 - at most `API_CONNECTIONS` connections per process (gunicorn's `--worker-connections`
   is replaced by this setting, so it applies in the image too); further connections
   wait in the listen backlog;
-- the open-files limit is raised to its hard limit, since each connection is a file.
+- the open-files limit is raised to its hard limit, since each connection is a file;
+- on SIGTERM, sync requests waiting for their job answer 503 with its id at once.
 
 This module is imported by gunicorn's master before any worker monkey-patches, so it
 imports nothing of the service at module level.
@@ -63,7 +64,18 @@ class ApiWorker(GeventWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
+        self.flask_app = self.wsgi
         self.wsgi = _send_deadline(self.wsgi)
+
+    def handle_exit(self, sig, frame) -> None:
+        """SIGTERM (a restart, a deploy): no new connection is accepted, and requests
+        waiting for a job answer now, 503 with the job's id (the job goes on), instead
+        of being cut off without an answer when the graceful timeout runs out."""
+        super().handle_exit(sig, frame)
+        flask_app = getattr(self, "flask_app", None)
+        store = flask_app.config.get("STORE") if flask_app is not None else None
+        if store is not None:
+            gevent.spawn(store.stop_waiting)  # out of the signal handler: it takes a lock
 
     def timeout_ctx(self) -> gevent.Timeout:
         """Around reading each request head (and waiting for it on a kept-alive

@@ -1,0 +1,130 @@
+"""CPU, the resource that runs out first: what a job costs the whole machine.
+
+`/proc/stat` counts every process and kernel thread (a network namespace's teardown runs
+in kernel threads after its process is gone); this process's own CPU is the load
+generator's, taken off. Both are read around a measured run, on an otherwise idle machine.
+"""
+
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psutil
+
+from sandbox import Job, Limits, run
+from sandbox.confine import Confinement
+from sandbox.pool import FreshProcesses
+from sandbox.process import confinement
+from stack.redis_server import PrivateRedis
+
+
+def machine_seconds() -> float:
+    """Busy CPU time of the whole machine so far (all cores, everything but idle)."""
+    times = psutil.cpu_times()
+    return sum(
+        getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal")
+    )
+
+
+def own_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Used:
+    machine: float = 0.0
+    own: float = 0.0
+
+    @property
+    def others(self) -> float:
+        """Everything but this process: the service (and a cold `deno run`)."""
+        return self.machine - self.own
+
+
+@contextlib.contextmanager
+def cpu_used() -> Iterator[Used]:
+    used = Used()
+    machine, own = machine_seconds(), own_seconds()
+    try:
+        yield used
+    finally:
+        time.sleep(0.2)  # kernel threads finishing a torn-down namespace
+        used.machine = machine_seconds() - machine
+        used.own = own_seconds() - own
+
+
+def f_cpu_ms(once: Callable[[], object], count: int = 30) -> float:
+    """F_cpu: user + system CPU of one cold `deno run` (its own accounting), median."""
+    samples = []
+    for _ in range(count):
+        before = children_seconds()
+        once()
+        samples.append((children_seconds() - before) * 1000)
+    return sorted(samples)[len(samples) // 2]
+
+
+def wall_variants() -> dict[str, Confinement]:
+    """Every wall this host allows, and each one alone, for a fresh process per job."""
+    walls = confinement()
+    cgroups = Confinement(walls.cgroup_version, walls.cgroup_bases)
+    spaces = Confinement(
+        network_namespace=walls.network_namespace, user=walls.user, namespaces=walls.namespaces
+    )
+    return {
+        "none": Confinement(),
+        "cgroups only": cgroups,
+        "namespaces (+ user) only": spaces,
+        "all": walls,
+    }
+
+
+def sandbox_cpu_ms(walls: Confinement, count: int = 40) -> float:
+    """Whole-machine CPU per trivial job through `sandbox.run`, a fresh process each time,
+    the runner's own work included (it is part of what a job costs)."""
+    job = Job.create("export function run(p) { return p.n + 1 }", "run", {"n": 1})
+    fresh = FreshProcesses(Limits(), walls=walls)
+    for _ in range(3):
+        run(job, processes=fresh)
+    with cpu_used() as used:
+        for _ in range(count):
+            run(job, processes=fresh)
+    return used.machine / count * 1000
+
+
+NOOP_TASKS = 500
+
+
+def celery_noop_cpu_ms(pool: str = "prefork") -> float:
+    """Whole-machine CPU per Celery no-op task through Redis, the producer (this process)
+    included: the floor under any job a Celery worker runs."""
+    from bench import noop
+
+    redis = PrivateRedis().start()
+    env = dict(os.environ, NOOP_BROKER=redis.url)
+    argv = [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "--pool", pool]
+    argv += ["--concurrency", "1", "--queues", noop.QUEUE, "--loglevel", "WARNING"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        app = noop.make_app(redis.url)
+        app.send_task("noop.last", queue=noop.QUEUE).get(timeout=60)  # the worker is up
+        with cpu_used() as used:
+            for _ in range(NOOP_TASKS):
+                app.send_task("noop.nothing", queue=noop.QUEUE, ignore_result=True)
+            app.send_task("noop.last", queue=noop.QUEUE).get(timeout=60)  # in order: all done
+        return used.machine / NOOP_TASKS * 1000
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        redis.cleanup()
