@@ -63,6 +63,12 @@ def cold_deno() -> Iterator[Callable[[], object]]:
         yield once
 
 
+@dataclass
+class Load:
+    jobs_per_second: float
+    cpu_ms: float  # whole machine per job, the load generator's own CPU taken off
+
+
 class Bench:
     def __init__(self, url: str, key: str | None = None) -> None:
         self.url = url
@@ -92,7 +98,7 @@ class Bench:
             time.sleep(pause)
         return samples
 
-    def throughput(self, count: int, clients: int) -> "Load":
+    def throughput(self, count: int, clients: int) -> Load:
         """`count` trivial jobs from `clients` clients at once: jobs per second, and the
         whole machine's CPU per job but this process's own (the load generator's)."""
         with ThreadPoolExecutor(clients) as pool:
@@ -102,12 +108,6 @@ class Bench:
                 list(pool.map(lambda _: self.post(TRIVIAL), range(count)))
                 elapsed = time.monotonic() - started
         return Load(count / elapsed, used.others / count * 1000)
-
-
-@dataclass
-class Load:
-    jobs_per_second: float
-    cpu_ms: float  # whole machine per job, the load generator's own CPU taken off
 
     def beside_hogs(self) -> list[float]:
         """Trivial jobs sent while two infinite loops (2 s timeouts) hold the workers."""

@@ -4,7 +4,8 @@ allow it, and its record is created.
 
 The counts live in Redis, so every API process enforces the same limits, and no
 crash between checking and creating can leave a slot taken without a record. A
-job's slot is freed by the job store's finishing script, whichever way it ends.
+tenant's slots are this module's alone: a job takes one here, and holds it until this
+script, counting, finds its record ended (whichever way) or gone.
 """
 
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from jobs import keys
+from jobs.status import JobStatus
 from jobs.store import LUA_HELPERS, JobStore, now_ms
 
 WINDOW_MS = 60_000
@@ -22,7 +24,8 @@ ADMIT_HIGH_WATER = 0.60
 # KEYS: queue, active set, recent set, job record, stored set, stored bytes.
 # ARGV: now, job id, slot lapse (ms), concurrent, per minute, window (ms), max queue depth,
 #       record ttl (s), memory bound (bytes) of a Redis without maxmemory, admission high
-#       water, stored bytes quota, then the record's fields as name, value pairs.
+#       water, stored bytes quota, job record key prefix, then the record's fields as
+#       name, value pairs.
 # Refusals for memory and stored bytes also return what is used and what is allowed.
 _ADMIT = (
     LUA_HELPERS
@@ -48,6 +51,10 @@ if stored_quota > 0 then
 end
 if concurrent > 0 or per_minute > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    local status = redis.call('HGET', ARGV[12] .. id, 'status')
+    if status ~= 'QUEUED' and status ~= 'RUNNING' then redis.call('ZREM', KEYS[2], id) end
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
   local refused, wait = false, 0
   if per_minute > 0 and redis.call('ZCARD', KEYS[3]) >= per_minute then
@@ -63,10 +70,10 @@ if concurrent > 0 or per_minute > 0 then
   redis.call('PEXPIRE', KEYS[2], lapse)
   redis.call('PEXPIRE', KEYS[3], window)
 end
-redis.call('HSET', KEYS[4], unpack(ARGV, 12))
+redis.call('HSET', KEYS[4], unpack(ARGV, 13))
 redis.call('EXPIRE', KEYS[4], ARGV[8])
 return {'ok', 0}
-"""
+""".replace("'QUEUED'", f"'{JobStatus.QUEUED}'").replace("'RUNNING'", f"'{JobStatus.RUNNING}'")
 )
 
 
@@ -139,7 +146,7 @@ class Admission:
         names += [keys.stored(tenant), keys.stored_bytes(tenant)]
         args = [now, job_id, store.pending_ttl * 1000, quotas["concurrent"], quotas["per_minute"]]
         args += [WINDOW_MS, self.max_depth, store.pending_ttl]
-        args += [store.memory_limit, ADMIT_HIGH_WATER, quotas["stored_bytes"]]
+        args += [store.memory_limit, ADMIT_HIGH_WATER, quotas["stored_bytes"], keys.job("")]
         record = store.new_record(timeout_ms, tenant, now, quotas["stored_bytes"])
         for name, value in record.items():
             args += [name, value]

@@ -1,9 +1,12 @@
 """Every name the service gives to keys and channels in Redis, in one place.
 
-Each key has one owner, the module that writes it: the store (job records, the
+Each key has one owner, the module whose code writes it: the store (job records, the
 running-deadline set, the done and cancel channels, the figures its finishing script
-adds to), admission (a tenant's slots, recent submissions and stored results, which
-the store's finishing script frees and counts) and presence (workers, idle processes).
+adds to, and each tenant's stored results: its finishing script counts them in, its
+`stored` Lua helper forgets those expired, also when admission's script calls it),
+admission (a tenant's slots and recent submissions: a slot is taken when a job is
+admitted and given back when admission, counting, finds that job ended) and presence
+(workers, idle processes).
 """
 
 PREFIX = "exec:"

@@ -79,7 +79,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= '{JobStatus.QUEUED}' then return 0 e
 redis.call('HSET', KEYS[1], 'holder', ARGV[1])
 return 1
 """
-# ARGV: status, now, outcome, ttl, job id, final code, active prefix, memory bound (bytes) of
+# ARGV: status, now, outcome, ttl, job id, final code, memory bound (bytes) of
 #       a Redis without maxmemory, results high water, stored prefix, stored bytes prefix,
 #       outcome instead when Redis is too full, outcome instead when the tenant's stored
 #       results are at their limit, bucket bounds (ms)...
@@ -97,13 +97,13 @@ local final, outcome, code = ARGV[1], ARGV[3], ARGV[6]
 local now, ttl_ms = tonumber(ARGV[2]), tonumber(ARGV[4]) * 1000
 local owner = redis.call('HGET', KEYS[1], 'owner')
 local quota = tonumber(redis.call('HGET', KEYS[1], 'stored_quota') or '0')
-local set, total = ARGV[10] .. (owner or ''), ARGV[11] .. (owner or '')
-local used, limit = memory(ARGV[8])
+local set, total = ARGV[9] .. (owner or ''), ARGV[10] .. (owner or '')
+local used, limit = memory(ARGV[7])
 local instead = false
-if limit > 0 and used + #outcome > limit * tonumber(ARGV[9]) then
-  instead = ARGV[12]
+if limit > 0 and used + #outcome > limit * tonumber(ARGV[8]) then
+  instead = ARGV[11]
 elseif owner and quota > 0 and stored(set, total, now) >= quota then
-  instead = ARGV[13]
+  instead = ARGV[12]
 end
 if instead and #instead < #outcome then
   final, outcome, code = '{JobStatus.FAILED}', instead, '{OUTPUT_LIMIT_ERROR}'
@@ -117,9 +117,8 @@ if owner and quota > 0 then
   redis.call('PEXPIRE', total, ttl_ms + 1000)
 end
 redis.call('ZREM', KEYS[4], ARGV[5])
-if owner then redis.call('ZREM', ARGV[7] .. owner, ARGV[5]) end
 local function observe(name, ms)
-  for i = 14, #ARGV do
+  for i = 13, #ARGV do
     if ms <= tonumber(ARGV[i]) then redis.call('HINCRBY', KEYS[5], name .. '|' .. ARGV[i], 1) end
   end
   redis.call('HINCRBY', KEYS[5], name .. '|count', 1)
@@ -321,7 +320,6 @@ class JobStore:
         names += [keys.RUNNING_DEADLINES, keys.METRICS]
         payload = json.dumps(outcome.to_record(), ensure_ascii=False)
         args = [status, now_ms(), payload, self.result_ttl, job_id, code_class(outcome)]
-        args.append(keys.ACTIVE_PREFIX)
         size = len(payload.encode())
         args += [self.memory_limit, RESULTS_HIGH_WATER, keys.STORED_PREFIX]
         args.append(keys.STORED_BYTES_PREFIX)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LOG, BUFFER, RESULT, ERROR = b"L", b"B", b"R", b"E"
+READY = b"S ready\n"  # a serving process, between jobs: ready for the next one
 LEVELS = frozenset({"log", "info", "warn", "error", "debug"})
 MARKER = re.compile(rb"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
@@ -86,13 +87,15 @@ class FrameReader:
     logs: list[dict[str, Any]] = field(default_factory=list)
     buffers: list[str] = field(default_factory=list)
     terminal: tuple[bytes, bytes] | None = None
+    ready_after: bool = False  # a serving process follows a job's last frame with READY
+    trailing: bytearray = field(default_factory=bytearray)  # read past the last frame
     _pending: bytearray = field(default_factory=bytearray)
     _total: int = 0
 
     def feed(self, data: bytes) -> None:
         """Consume a chunk of the channel."""
         start = 0
-        while True:
+        while self.terminal is None:
             end = data.find(b"\n", start)
             if end == -1:
                 self._keep(data[start:])
@@ -102,17 +105,23 @@ class FrameReader:
             self._pending.clear()
             self._line(line)
             start = end + 1
+        self._after_last(data[start:])
+
+    def _after_last(self, data: bytes) -> None:
+        """What follows the job's last frame: nothing, or, from a serving process that
+        wrote it before the last frame was read, its READY frame (whole or in part)."""
+        if not data:
+            return
+        self.trailing += data
+        if not (self.ready_after and READY.startswith(self.trailing)):
+            raise ProtocolError("a frame came after the job's last frame")
 
     def _keep(self, part: bytes) -> None:
-        if self.terminal is not None and part:
-            raise ProtocolError("a frame came after the job's last frame")
         self._pending += part
         if len(self._pending) > self.max_line_bytes:
             raise FrameTooLarge
 
     def _line(self, line: bytes) -> None:
-        if self.terminal is not None:
-            raise ProtocolError("a frame came after the job's last frame")
         self._total += len(line)
         if self._total > self.max_total_bytes:
             raise FrameTooLarge

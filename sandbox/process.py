@@ -144,6 +144,7 @@ class DenoProcess:
         self.channel = -1
         self.launched = False
         self._deno_pid: int | None = None
+        self.read_ahead = b""  # of the channel, past a job's last frame (a serving process)
         self._deno_pidfd = -1
         try:
             if walls.user is not None:

@@ -72,6 +72,7 @@ class _JobRun:
             max_total_bytes=max_line + limits.max_log_bytes * 8 + MIB,
             max_logs=limits.max_log_lines,
             max_depth=limits.max_result_depth,
+            ready_after=process.serving,
         )
         self.stderr = bytearray()
         self.memory_mb = job.memory_mb or limits.memory_mb
@@ -87,6 +88,7 @@ class _JobRun:
             self.process.kill()
             return failed(stop.code, stop.message, self.frames.logs, stop.stack), False
         if self.frames.terminal is not None:
+            self.process.read_ahead = bytes(self.frames.trailing)
             outcome = self._terminal()
             broken = outcome.error is not None and outcome.error.code == codes.PROCESS_ERROR
             reusable = not broken and self.process.alive()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from sandbox.confine import Confinement
+from sandbox.frames import READY
 from sandbox.job import Job
 from sandbox.limits import Limits
 from sandbox.outcome import Outcome
@@ -29,14 +30,14 @@ IDLE_CPU_SHARE = 0.2  # of the wall time between two jobs, judged over at least:
 IDLE_JUDGED_AFTER_SECONDS = 0.05
 IDLE_CHECK_AFTER_SECONDS = 0.5  # after a job, the process is judged again
 SPARE_THREADS = 1  # V8 may start a helper thread of its own; a Web Worker adds more
-READY_FRAME = b"S ready\n"
 READY_WAIT_SECONDS = 10.0
 AFTER_JOB_READY_SECONDS = 1.0  # a busy loop of microtasks never gets there
 
 
 def _ready(process: DenoProcess, seconds: float = READY_WAIT_SECONDS) -> bool:
     """Wait for the harness's `S ready` frame: warmed up, no job yet."""
-    expected = READY_FRAME
+    expected = READY[len(process.read_ahead) :]  # the job's reader may have read some
+    process.read_ahead = b""
     deadline = time.monotonic() + seconds
     while expected and (remaining := deadline - time.monotonic()) > 0:
         if select.select([process.channel], [], [], remaining)[0]:

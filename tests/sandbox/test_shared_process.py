@@ -1,9 +1,11 @@
 """`isolation: "none"`: trusted jobs share a long-lived process, with timeouts and caps intact."""
 
+import time
+
 import pytest
 from procs import harness_pids, wait_until_gone
 
-from sandbox import Job, Limits
+from sandbox import Job, Limits, runner
 from sandbox.shared import SharedProcessRunner
 
 LIMITS = Limits()
@@ -100,3 +102,18 @@ def test_microtasks_that_never_end_after_return_do_not_hold_the_next_job(shared)
         == "next"
     )
     assert seen[0] != seen[1]
+
+
+def test_a_reader_late_to_the_channel_still_reuses_the_process(shared, monkeypatch):
+    """The harness writes its ready frame one macrotask after a job's last frame: a reader
+    that gets to the channel only then reads both at once."""
+    late_read = runner._JobRun._frames
+
+    def late(self, channel):
+        time.sleep(0.05)
+        return late_read(self, channel)
+
+    monkeypatch.setattr(runner._JobRun, "_frames", late)
+    seen = pids_of(shared, "export function run() { return 1 }", 3)
+    assert [shared.run(job("export function run() { return 2 }")).result] == [2]
+    assert len(set(seen)) == 1
