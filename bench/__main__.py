@@ -67,6 +67,7 @@ def cold_deno() -> Iterator[Callable[[], object]]:
 class Load:
     jobs_per_second: float
     cpu_ms: float  # whole machine per job, the load generator's own CPU taken off
+    by_role: dict[str, float]  # of which, per job, each role's processes
 
 
 class Bench:
@@ -98,16 +99,23 @@ class Bench:
             time.sleep(pause)
         return samples
 
-    def throughput(self, count: int, clients: int) -> Load:
+    def throughput(
+        self, count: int, clients: int, roles: dict[str, list[int]] | None = None
+    ) -> Load:
         """`count` trivial jobs from `clients` clients at once: jobs per second, and the
-        whole machine's CPU per job but this process's own (the load generator's)."""
+        whole machine's CPU per job but this process's own (the load generator's), and
+        that of each of `roles` (see `cpu.role_seconds`)."""
+        roles = roles or {}
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(lambda _: self.session(), range(clients)))  # connected first
+            before = cpu.role_seconds(roles)
             with cpu.cpu_used() as used:
                 started = time.monotonic()
                 list(pool.map(lambda _: self.post(TRIVIAL), range(count)))
                 elapsed = time.monotonic() - started
-        return Load(count / elapsed, used.others / count * 1000)
+            after = cpu.role_seconds(roles)
+        by_role = {role: (after[role] - before[role]) / count * 1000 for role in roles}
+        return Load(count / elapsed, used.others / count * 1000, by_role)
 
     def beside_hogs(self) -> list[float]:
         """Trivial jobs sent while two infinite loops (2 s timeouts) hold the workers."""
@@ -302,6 +310,19 @@ def sequential_with(env: dict[str, str], body: dict, count: int, **settings: str
         redis.cleanup()
 
 
+def service_roles(service: Service, redis: PrivateRedis) -> dict[str, list[int]]:
+    """The stack's processes by role, for `cpu.role_seconds`. A worker's pool processes
+    reap the launchers they start, and with them Deno (the launcher reaps Deno) unless a
+    job's process group is killed first (then init reaps Deno)."""
+    api = [c.process.pid for c in service.supervisor.children if c.name == "api" and c.process]
+    mains = [c.process.pid for c in service.worker_children if c.process is not None]
+    pools = [child.pid for main in mains for child in psutil.Process(main).children()]
+    roles = {"API (gunicorn)": api, "pool processes, with their Deno": pools}
+    roles["Celery main processes"] = mains
+    roles["Redis"] = [redis.process.pid] if getattr(redis, "process", None) else []
+    return roles
+
+
 def worker_rss_kib(service: Service) -> int:
     return sum(
         rss_kib(pid)
@@ -343,7 +364,8 @@ def main() -> None:
         sync = bench.sequential(TRIVIAL, 300)
         paced = bench.sequential(TRIVIAL, 100, pause=0.05)
         none = bench.sequential({**TRIVIAL, "isolation": "none"}, 300)
-        load = {clients: bench.throughput(THROUGHPUT_JOBS, clients) for clients in (8, 16)}
+        roles = service_roles(service, redis)
+        load = {c: bench.throughput(THROUGHPUT_JOBS, c, roles) for c in (8, 16)}
         hog = bench.beside_hogs()
         time.sleep(2.5)  # let the infinite loops time out
         rss_before = worker_rss_kib(service)
@@ -362,6 +384,10 @@ def main() -> None:
     per_job = load[8].cpu_ms
     row("whole-machine CPU per trivial job, 8 clients", f"{per_job:.1f} ms")
     row("  / F_cpu", f"{per_job / f_cpu:.2f}", "<= 1.4", per_job / f_cpu <= 1.4)
+    for role, ms in load[8].by_role.items():
+        row(f"  of which {role}", f"{ms:.1f} ms")
+    rest = per_job - sum(load[8].by_role.values())
+    row("  of which Deno reaped by init, the kernel, others", f"{rest:.1f} ms")
     for name, ms in walls.items():
         row(f"sandbox.run CPU per job, walls: {name}", f"{ms:.1f} ms = {ms / f_cpu:.2f} F_cpu")
     for name in ("cgroups only", "namespaces (+ user) only", "all"):

@@ -102,6 +102,23 @@ def sandbox_cpu_ms(walls: Confinement, count: int = 40) -> float:
     return used.machine / count * 1000
 
 
+def role_seconds(roles: dict[str, list[int]]) -> dict[str, float]:
+    """CPU used so far by each role's processes (`roles`: role -> pids) and by the
+    processes below them (but those another role names), with what each has reaped."""
+    named = {pid for pids in roles.values() for pid in pids}
+    used = {}
+    for role, pids in roles.items():
+        total, stack = 0.0, list(pids)
+        while stack:
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(stack.pop())
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+                stack += [child.pid for child in process.children() if child.pid not in named]
+        used[role] = total
+    return used
+
+
 NOOP_TASKS = 500
 
 

@@ -40,6 +40,7 @@ HARNESS = Path(__file__).with_name("harness.js")
 
 WORKDIR_PREFIX = "sandbox-job-"
 REAP_WAIT_SECONDS = 5.0  # for a killed Deno to be gone (it needs no more than its exit)
+LAUNCHER_EXIT_SECONDS = 0.5  # for a launcher whose Deno has ended to end too
 
 # Without a memory cgroup, RLIMIT_DATA (set in `_child_setup`) backs up the runner's RSS
 # watchdog, which is the real cap: it kills the process once its RSS passes the job's
@@ -283,7 +284,8 @@ class DenoProcess:
         exit status."""
         if self.launched:
             _ = self.deno_pid  # found (and held) while the launcher, its parent, still lives
-        self.kill()  # never signals a pid that may be reused: only this object reaps it
+        if not self._launcher_finishing():
+            self.kill()  # never signals a pid that may be reused: only this object reaps it
         status = self.popen.wait()
         if self._deno_pidfd >= 0:  # its launcher ends first; its cgroups empty when it does
             select.select([self._deno_pidfd], [], [], REAP_WAIT_SECONDS)
@@ -295,6 +297,18 @@ class DenoProcess:
                     pipe.close()
         self._cleanup()
         return status
+
+    def _launcher_finishing(self) -> bool:
+        """Whether Deno has ended and its launcher, left alone, ends within a moment too
+        (it exits as soon as it has reaped Deno, so Deno's CPU is counted to its parents
+        rather than to whichever process adopts an orphan)."""
+        if self._deno_pidfd < 0 or not select.select([self._deno_pidfd], [], [], 0)[0]:
+            return False
+        try:
+            self.popen.wait(timeout=LAUNCHER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _cleanup(self) -> None:
         if self.channel >= 0:
