@@ -350,7 +350,7 @@ def main() -> None:
     with cold_deno() as once:
         f = median([timed_ms(once) for _ in range(30)])
         f_cpu = cpu.f_cpu_ms(once)
-    walls = {name: cpu.sandbox_cpu_ms(variant) for name, variant in cpu.wall_variants().items()}
+    walls = cpu.sandbox_cpu_ms(cpu.wall_variants())
     floors = {pool: cpu.celery_noop_cpu_ms(pool) for pool in ("solo", "prefork")}
     handed = prespawned_job_ms()
     large = large_payload_job_ms()

@@ -59,7 +59,7 @@ def cpu_used() -> Iterator[Used]:
     try:
         yield used
     finally:
-        time.sleep(0.2)  # kernel threads finishing a torn-down namespace
+        time.sleep(0.1)  # kernel threads finishing a torn-down namespace
         used.machine = machine_seconds() - machine
         used.own = own_seconds() - own
 
@@ -89,17 +89,25 @@ def wall_variants() -> dict[str, Confinement]:
     }
 
 
-def sandbox_cpu_ms(walls: Confinement, count: int = 40) -> float:
+def sandbox_cpu_ms(
+    variants: dict[str, Confinement], rounds: int = 6, jobs: int = 15
+) -> dict[str, float]:
     """Whole-machine CPU per trivial job through `sandbox.run`, a fresh process each time,
-    the runner's own work included (it is part of what a job costs)."""
+    the runner's own work included (it is part of what a job costs), for each set of
+    walls: `jobs` jobs of each in turn, `rounds` times, so that the machine's drift
+    weighs on all alike."""
     job = Job.create("export function run(p) { return p.n + 1 }", "run", {"n": 1})
-    fresh = FreshProcesses(Limits(), walls=walls)
-    for _ in range(3):
+    sources = {name: FreshProcesses(Limits(), walls=walls) for name, walls in variants.items()}
+    spent = dict.fromkeys(variants, 0.0)
+    for fresh in sources.values():
         run(job, processes=fresh)
-    with cpu_used() as used:
-        for _ in range(count):
-            run(job, processes=fresh)
-    return used.machine / count * 1000
+    for _ in range(rounds):
+        for name, fresh in sources.items():
+            with cpu_used() as used:
+                for _ in range(jobs):
+                    run(job, processes=fresh)
+            spent[name] += used.machine
+    return {name: seconds / (rounds * jobs) * 1000 for name, seconds in spent.items()}
 
 
 def role_seconds(roles: dict[str, list[int]]) -> dict[str, float]:

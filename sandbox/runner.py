@@ -187,7 +187,10 @@ class _JobRun:
             return failed(codes.TIMEOUT_ERROR, "Execution timeout", logs)
         stderr = self.stderr.decode(errors="replace")
         out_of_memory = status == -signal.SIGTRAP or "out of memory" in stderr
-        if out_of_memory or (status == -signal.SIGKILL and self.process.memory_exceeded()):
+        # The kernel's OOM killer SIGKILLs Deno alone; its launcher, which passes on the
+        # signal that ended Deno by raising it on itself, cannot raise SIGKILL: it exits 1.
+        killed = status == -signal.SIGKILL or (self.process.launched and status > 0)
+        if out_of_memory or (killed and self.process.memory_exceeded()):
             memory = _memory_failure()
             return failed(memory.code, memory.message, logs)
         if status < 0:

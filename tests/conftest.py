@@ -1,12 +1,20 @@
-"""How `make test TEST_WORKERS=N` runs the suite in parallel (pytest-xdist,
-`--dist loadgroup`; `make test` alone runs it in one process).
+"""How `make test` runs the suite: in two passes.
 
-Each test file is a group: its tests run in order on one worker, so a file's stack
-(a module-scoped fixture) starts once. The files whose tests measure time or CPU
-against a budget (a share of the CPU, a latency ratio, an attack that must hit its
-memory cap before its timeout) form one group: they run one after another, never
-beside each other, only beside lighter files.
+1. Every file but the load-sensitive ones, in parallel (pytest-xdist, `--dist loadfile`,
+   `TEST_WORKERS` processes): most of the suite waits on processes (a stack starting, a
+   heartbeat lapsing, a job's timeout), not on the CPU. Each file runs whole on one
+   worker, so its stack (a module-scoped fixture) starts once.
+2. The load-sensitive files (`-m load_sensitive`), one after another in one process:
+   their tests measure time or CPU against a budget (a share of the CPU, a latency ratio,
+   an attack that must hit its memory cap before its timeout), so nothing runs beside them.
+
+Each xdist worker gets a temporary directory of its own (TMPDIR): the Deno processes
+its tests start work there, so `procs.harness_pids` sees only its own.
 """
+
+import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -20,8 +28,18 @@ LOAD_SENSITIVE = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "load_sensitive: run alone, after the parallel pass")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        own = tempfile.mkdtemp(prefix=f"sandbox-tests-{worker}-")
+        os.chmod(own, 0o1777)  # jobs running as `nobody` work in it too, as in /tmp
+        os.environ["TMPDIR"] = own
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+        config.add_cleanup(lambda: shutil.rmtree(own, ignore_errors=True))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        path = item.path.relative_to(config.rootpath).as_posix()
-        group = "load-sensitive" if path in LOAD_SENSITIVE else path
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.path.relative_to(config.rootpath).as_posix() in LOAD_SENSITIVE:
+            item.add_marker(pytest.mark.load_sensitive)

@@ -1,8 +1,12 @@
 """Every row of the outcome table, against real Deno."""
 
+import os
+import signal
+import threading
 import time
 
-from sandbox import Limits
+from sandbox import Job, Limits, run
+from sandbox.process import DenoProcess
 
 
 def test_returns_the_function_result(run_js):
@@ -170,3 +174,31 @@ def test_stack_overflow_is_runtime_error(run_js):
 def test_top_level_throw_is_runtime_error(run_js):
     outcome = run_js("throw new Error('at load'); export function run() {}")
     assert (outcome.error.code, outcome.error.message) == ("RUNTIME_ERROR", "at load")
+
+
+def test_deno_killed_alone_after_its_cgroup_held_it_at_the_limit_is_memory_limit_error(
+    monkeypatch,
+):
+    """The kernel's OOM killer SIGKILLs Deno itself, not the launcher that started it in
+    its namespaces (which then cannot pass SIGKILL on, and exits 1). Played here: Deno
+    SIGKILLed alone mid-job, its cgroup reporting the limit hit."""
+    monkeypatch.setattr(DenoProcess, "memory_exceeded", lambda self: True)
+    killed = threading.Event()
+
+    def kill_deno_alone(pid: int) -> None:
+        def later() -> None:
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGKILL)
+            killed.set()
+
+        threading.Thread(target=later).start()
+
+    job = Job.create(
+        "export async function run() { await new Promise((r) => setTimeout(r, 3000)) }",
+        "run",
+        {},
+        5000,
+    )
+    outcome = run(job, Limits(), on_process=kill_deno_alone)
+    assert killed.is_set()
+    assert outcome.error.code == "MEMORY_LIMIT_ERROR"
