@@ -18,13 +18,15 @@ The task itself (`tasks.run`) fails a job whose arguments decode but break the A
 rules. An item whose envelope cannot be read names no job: that job's record expires.
 
 The channels also outlive a lost connection to Redis, which kombu's would turn into the
-worker's death (`_ScreeningChannel`).
+worker's death (`_ScreeningChannel`), and record a message they were handed even when
+Redis goes away right after handing it over (`RecordingQoS`).
 """
 
 import base64
 import binascii
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +48,8 @@ from sandbox.outcome import JobError, Outcome
 # args, job): room for the deepest payload the API may allow, far from the ~480 levels
 # at which pickle fails.
 MESSAGE_MAX_DEPTH = MAX_PAYLOAD_DEPTH_LIMIT + 4
+RECORD_RETRY_SECONDS = 120  # as long as a job's own state changes wait (tasks.run)
+_OUTAGES = (redis.ConnectionError, redis.TimeoutError)
 log = logging.getLogger(__name__)
 
 
@@ -218,12 +222,30 @@ class _ScreeningChannel:
         super().close()  # type: ignore[misc]
 
 
+class RecordingQoS(kombu_redis.QoS):
+    """Records a delivered message in `unacked` through a Redis outage. kombu pops a
+    message (BRPOP) and records it in another round trip; if Redis went away in between,
+    kombu dropped the message, whose job then stayed `queued` for good. The message is in
+    this process's memory: it waits for Redis, up to RECORD_RETRY_SECONDS, and goes on."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        deadline = time.monotonic() + RECORD_RETRY_SECONDS
+        while True:
+            try:
+                return super().append(message, delivery_tag)
+            except redis.RedisError as error:
+                if time.monotonic() > deadline or not isinstance(error, _OUTAGES):
+                    raise
+                log.warning("Redis unreachable while recording a delivered message; retrying")
+                time.sleep(0.5)
+
+
 class Channel(_ScreeningChannel, kombu_redis.Channel):
-    pass
+    QoS = RecordingQoS
 
 
 class SentinelChannel(_ScreeningChannel, kombu_redis.SentinelChannel):
-    pass
+    QoS = RecordingQoS
 
 
 class Transport(kombu_redis.Transport):

@@ -106,32 +106,47 @@ def _cancel_event(job_id: str) -> Iterator[threading.Event]:
     store = job_store()
     channel = store.cancel_channel(job_id)
     event = _cancels.watch(channel)
-    event.set()  # a cancel sent before the watch began is found by the first check
+    cancelled = _OnlyIfCancelled(event, store, job_id)
+    event.set()  # a cancel sent before the watch began is found by this first check, made
+    cancelled.check()  # before the job's clock starts
     try:
-        yield _OnlyIfCancelled(event, store, job_id)
+        yield cancelled
     finally:
         _cancels.unwatch(channel, event)
 
 
 class _OnlyIfCancelled(threading.Event):
-    """Checks the store when woken (by a cancel message, or by the notifier after a
-    reconnect); a Redis outage only postpones the check."""
+    """Set once the store says the job was cancelled. Woken (by a cancel message, or by
+    the notifier after a reconnect), it checks the store on a thread of its own: the
+    runner asks every tick, and a Redis call that blocks through an outage must not stop
+    the job's clock-watching loop (a 200 ms job would end TIMEOUT_ERROR). An outage only
+    postpones the check."""
 
     def __init__(self, wake: threading.Event, store: Any, job_id: str) -> None:
         super().__init__()
         self._wake, self._store, self._job_id = wake, store, job_id
+        self._checking = threading.Lock()
 
     def is_set(self) -> bool:
-        if super().is_set():
-            return True
-        if not self._wake.is_set():
-            return False
-        self._wake.clear()
+        if not super().is_set() and self._wake.is_set() and self._checking.acquire(blocking=False):
+            self._wake.clear()
+            threading.Thread(target=self._check, name="cancel-check", daemon=True).start()
+        return super().is_set()
+
+    def check(self) -> None:
+        """Check the store now, in this thread."""
+        if self._checking.acquire(blocking=False):
+            self._wake.clear()
+            self._check()
+
+    def _check(self) -> None:
+        """With `_checking` held. Redis away: the notifier wakes every waiter again once it
+        is back, and the check is made then."""
         try:
             record = self._store.get(self._job_id)
         except (redis.ConnectionError, redis.TimeoutError):
-            self._wake.set()
-            return False
+            record = None
+        finally:
+            self._checking.release()
         if record is not None and record.status == JobStatus.CANCELLED:
             self.set()
-        return super().is_set()

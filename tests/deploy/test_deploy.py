@@ -785,8 +785,9 @@ def test_redis_killed_mid_burst_keeps_every_accepted_jobs_record(redis_killed):
     strict=False,  # a race: the kill must fall between a worker's BRPOP and its bookkeeping
     raises=AssertionError,
     reason="issue 15: kombu's Redis transport pops a message (BRPOP) and only then records "
-    "it in `unacked`, in another round trip: a message popped as Redis dies is in neither, "
-    "and its job stays `queued` until its record expires",
+    "it in `unacked`: the worker now records it once Redis is back (tasks/broker.py), but a "
+    "pop whose reply is lost with the connection (Redis killed after popping, before "
+    "answering) leaves the message in neither, and its job `queued` until its record expires",
 )
 def test_redis_killed_mid_burst_leaves_every_unfinished_job_its_message(redis_killed):
     assert redis_killed.stranded == []
@@ -795,10 +796,8 @@ def test_redis_killed_mid_burst_leaves_every_unfinished_job_its_message(redis_ki
 @pytest.mark.xfail(
     strict=False,  # depends on what each worker does at the instant the connection drops
     raises=AssertionError,
-    reason="issue 15: a worker whose main process dies of the reset leaves a job it had "
-    "reserved `queued` until the visibility timeout (~11 min); a 200 ms job running as "
-    "Redis goes away can end TIMEOUT_ERROR (a Redis call on the job's path blocks through "
-    "the outage while its clock runs); a message can be lost (test above)",
+    reason="issue 15: a pop whose reply is lost with the connection (test above) leaves "
+    "its job `queued`",
 )
 def test_redis_killed_mid_burst_every_accepted_job_succeeds_within_60s(redis_killed):
     assert set(redis_killed.states.values()) == {"succeeded"}, Counter(redis_killed.states.values())
