@@ -12,26 +12,36 @@ arrives: `tasks.heartbeat`).
 
 import functools
 import json
+import time
 
 from jobs.status import JobStatus
 from tasks.app import app, job_store, redis_client
 
+# A delivery younger than this may not have been recorded as held yet (its worker's main
+# process does that as the message arrives): the job's `holder` may still name the dead
+# worker that held it before it was requeued, and restoring it would have it run twice.
+HOLD_GRACE_SECONDS = 10
+
 
 @functools.cache
-def unacked_key() -> str:
-    """The hash where kombu's Redis transport keeps delivered, unacked messages, as its
-    channel names it (transport options may rename it)."""
+def unacked_keys() -> tuple[str, str]:
+    """The hash where kombu's Redis transport keeps delivered, unacked messages, and the
+    sorted set of when each was delivered, as its channel names them (transport options
+    may rename them)."""
     with app.connection_for_write() as connection:
-        return connection.default_channel.unacked_key
+        channel = connection.default_channel
+        return channel.unacked_key, channel.unacked_index_key
 
 
 def requeue_orphans(live: set[str]) -> list[str]:
     """Requeue the running jobs whose worker, and the queued jobs whose holder, is not in
-    `live`; their ids."""
+    `live`; their ids. Only deliveries older than HOLD_GRACE_SECONDS are looked at."""
     client = redis_client()
     store = job_store()
+    unacked, delivered_at = unacked_keys()
+    settled = client.zrangebyscore(delivered_at, 0, time.time() - HOLD_GRACE_SECONDS)
     orphans: dict[bytes, str] = {}
-    for tag, raw in client.hgetall(unacked_key()).items():
+    for tag, raw in zip(settled, client.hmget(unacked, settled) if settled else [], strict=True):
         try:
             job_id = json.loads(raw)[0]["headers"]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
