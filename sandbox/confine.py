@@ -7,7 +7,8 @@ Detected once per process, used when the host allows them:
 - as root: the unprivileged `nobody` user;
 - root or not, where the kernel allows unprivileged user namespaces: user, PID, mount
   and network namespaces of the job's own (`namespaces`); failing that, as root, an
-  empty network namespace only.
+  empty network namespace only;
+- where the kernel has Landlock: writes held to the job's own directory (`landlock`).
 """
 
 import contextlib
@@ -22,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import namespaces
+from sandbox import landlock, namespaces
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Confinement:
     network_namespace: bool = False
     user: tuple[int, int] | None = None  # uid, gid to drop to
     namespaces: bool = False  # user, PID, mount and network (implies network_namespace)
+    landlock: int = 0  # Landlock's ABI version if writes are held to the job's directory
 
     @property
     def cpu_quota(self) -> bool:
@@ -67,6 +69,9 @@ class Confinement:
             "processes": "PID namespace of its own, /proc hidden"
             if self.namespaces
             else "sees the host's processes (no user namespace allowed)",
+            "files": f"writes only in its own directory (Landlock ABI {self.landlock})"
+            if self.landlock
+            else "writes what its user may (no Landlock)",
         }
 
     @property
@@ -88,6 +93,7 @@ def detect(runtime_files: tuple[Path, ...]) -> Confinement:
         network_namespace=own_namespaces or (root and _can_unshare_network()),
         user=user,
         namespaces=own_namespaces,
+        landlock=_landlock_version(),
     )
     log.info("sandbox confinement: %s", confinement.describe())
     return confinement
@@ -195,6 +201,18 @@ def _enable_v2_controllers(base: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _landlock_version() -> int:
+    """Landlock's ABI version, if a child can really hold its writes to a directory."""
+    version = landlock.abi()
+    if not version:
+        return 0
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os._exit(0 if landlock.restrict_writes_to("/tmp", version) else 1)
+    _, status = os.waitpid(pid, 0)
+    return version if os.waitstatus_to_exitcode(status) == 0 else 0
 
 
 def _can_unshare_network() -> bool:

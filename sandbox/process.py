@@ -5,7 +5,7 @@ The process gets no `--allow-*` flag, no remote/npm/config, its own DENO_DIR (a
 copy of a prepared template: module caches filled, localStorage and caches empty)
 and its own session (so the whole group dies together), plus whatever `confine`
 found the host allows: cgroups, the `nobody` user, namespaces of its own (then it is
-started by a launcher, `namespaces.launcher`). PR_SET_PDEATHSIG ties its life to the
+started by a launcher, `namespaces.launcher`), writes held to its directory (Landlock). PR_SET_PDEATHSIG ties its life to the
 thread that started it: if that dies, even by SIGKILL, Deno dies.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from deno import find_deno_bin
 
-from sandbox import namespaces
+from sandbox import landlock, namespaces
 from sandbox.channel import CHANNEL, open_channel
 from sandbox.confine import (
     Confinement,
@@ -98,7 +98,7 @@ def deno_argv(limits: Limits) -> list[str]:
 
 
 def _child_setup(
-    parent_pid: int, limits: Limits, walls: Confinement, procs_files: list[str]
+    parent_pid: int, limits: Limits, walls: Confinement, procs_files: list[str], workdir: str
 ) -> None:
     """Runs in the child between fork and exec, in this order for a reason (see inline)."""
     for procs in procs_files:  # join the job's cgroups while still allowed to
@@ -120,6 +120,8 @@ def _child_setup(
         os.setuid(uid)
     if walls.namespaces and not namespaces.enter():  # after the drop: owned by the job's user
         os._exit(70)
+    if walls.landlock and not landlock.restrict_writes_to(workdir, walls.landlock):
+        os._exit(70)  # (after mounting: Landlock forbids mount to whom it restricts)
     die_with_parent()  # after setuid: changing credentials clears the parent-death signal
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
@@ -156,7 +158,7 @@ class DenoProcess:
             if walls.cgroup_version:
                 self.cgroup = JobCgroup(walls, limits.memory_mb * MIB, limits.cpus)
             procs = self.cgroup.procs_files if self.cgroup else []
-            setup = functools.partial(_child_setup, os.getpid(), limits, walls, procs)
+            setup = functools.partial(_child_setup, os.getpid(), limits, walls, procs, self.workdir)
             launcher = namespaces.launcher() if walls.namespaces else None
             self.launched = launcher is not None
             self.popen = subprocess.Popen(

@@ -366,7 +366,12 @@ def test_healthz_shows_every_worker_and_its_confinement(deployment, measured):
     assert code == 200, body
     assert body["redis"] == "ok" and len(body["workers"]) == WORKERS
     walls = {
-        json.dumps({wall: info[wall] for wall in ("memory", "cpu", "network", "user", "processes")})
+        json.dumps(
+            {
+                wall: info[wall]
+                for wall in ("memory", "cpu", "network", "user", "processes", "files")
+            }
+        )
         for info in body["workers"].values()
     }
     measured("/healthz confinement (every worker)", " | ".join(sorted(walls)))

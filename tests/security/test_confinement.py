@@ -192,7 +192,7 @@ def test_memory_request_above_the_maximum_is_capped():
 
 def test_confinement_in_force_is_described():
     described = WALLS.describe()
-    assert set(described) == {"memory", "cpu", "network", "user", "processes"}
+    assert set(described) == {"memory", "cpu", "network", "user", "processes", "files"}
     if WALLS.cgroup_version is not None:
         assert described["memory"].startswith(f"cgroup v{WALLS.cgroup_version} (")
         assert "RLIMIT_DATA" not in described["memory"]
@@ -212,4 +212,11 @@ def test_confinement_in_force_is_described():
         )
     else:
         assert described["processes"].startswith("sees the host's processes")
+    if WALLS.landlock:
+        assert (
+            described["files"]
+            == f"writes only in its own directory (Landlock ABI {WALLS.landlock})"
+        )
+    else:
+        assert described["files"] == "writes what its user may (no Landlock)"
     assert described["user"].startswith(f"uid {WALLS.user[0] if WALLS.user else os.geteuid()}")

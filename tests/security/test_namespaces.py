@@ -42,7 +42,7 @@ def past_the_permissions(source: str) -> dict:
             argv,
             cwd=directory,
             env={"DENO_DIR": os.path.join(directory, "deno"), "HOME": directory, "NO_COLOR": "1"},
-            preexec_fn=functools.partial(_child_setup, os.getpid(), Limits(), WALLS, []),
+            preexec_fn=functools.partial(_child_setup, os.getpid(), Limits(), WALLS, [], directory),
             capture_output=True,
             text=True,
             timeout=30,

@@ -103,5 +103,14 @@ def test_healthz_reports_redis_and_workers(api):
     body = response.json()
     assert (response.status_code, body["status"], body["redis"]) == (200, "ok", "ok")
     (worker,) = body["workers"].values()
-    assert set(worker) == {"memory", "cpu", "network", "user", "processes", "slots", "capacity"}
+    assert set(worker) == {
+        "memory",
+        "cpu",
+        "network",
+        "user",
+        "processes",
+        "files",
+        "slots",
+        "capacity",
+    }
     assert (worker["slots"], worker["capacity"]) == (2, "WORKER_CONCURRENCY")
