@@ -2,19 +2,15 @@
 Landlock: its own directory only. Played, as in test_namespaces.py, by Deno with every
 permission started exactly as a job's process is. Skipped where the kernel has none."""
 
-import functools
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from procs import own_tempdir
+from security import escaped
 
-from sandbox import namespaces
-from sandbox.limits import Limits
-from sandbox.process import _child_setup, confinement, deno_binary
+from sandbox.process import confinement
 
 WALLS = confinement()
 pytestmark = pytest.mark.skipif(not WALLS.landlock, reason="this kernel has no Landlock")
@@ -29,26 +25,7 @@ def elsewhere():
 
 
 def past_the_permissions(source: str) -> object:
-    directory = own_tempdir()
-    try:
-        Path(directory, "escaped.js").write_text(source)
-        Path(directory, "escaped.js").chmod(0o644)
-        launcher = namespaces.launcher() if WALLS.namespaces else []
-        argv = [*(launcher or []), deno_binary(), "run", "--quiet", "--allow-all", "escaped.js"]
-        done = subprocess.run(
-            argv,
-            cwd=directory,
-            env={"DENO_DIR": os.path.join(directory, "deno"), "HOME": directory, "NO_COLOR": "1"},
-            preexec_fn=functools.partial(_child_setup, os.getpid(), Limits(), WALLS, [], directory),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return escaped.past_the_permissions(source, WALLS)
 
 
 def writes(path: str) -> str:

@@ -7,21 +7,14 @@ process as its worker. Skipped where the host allows no user namespaces: the wal
 are the ones tests/security/test_confinement.py checks.
 """
 
-import functools
-import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
-from pathlib import Path
 
 import pytest
-from procs import own_tempdir
+from security import escaped
 
-from sandbox import namespaces
-from sandbox.limits import Limits
-from sandbox.process import _child_setup, confinement, deno_binary
+from sandbox.process import confinement
 
 WALLS = confinement()
 pytestmark = pytest.mark.skipif(
@@ -29,29 +22,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def past_the_permissions(source: str) -> dict:
-    """Run `source` (a module that prints one JSON line) with every Deno permission, inside
-    the walls a job gets; what it printed."""
-    directory = own_tempdir()
-    try:
-        script = Path(directory, "escaped.js")
-        script.write_text(source)
-        script.chmod(0o644)
-        argv = [*namespaces.launcher(), deno_binary(), "run", "--quiet", "--allow-all", script.name]
-        done = subprocess.run(
-            argv,
-            cwd=directory,
-            env={"DENO_DIR": os.path.join(directory, "deno"), "HOME": directory, "NO_COLOR": "1"},
-            preexec_fn=functools.partial(_child_setup, os.getpid(), Limits(), WALLS, [], directory),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.splitlines()[-1])
+def past_the_permissions(source: str) -> object:
+    return escaped.past_the_permissions(source, WALLS)
 
 
 def attempt(expression: str) -> str:
