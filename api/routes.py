@@ -24,9 +24,10 @@ def _store() -> JobStore:
 
 def _submit() -> str:
     """Validate the body and queue the job for the caller; its id (also kept for the log)."""
-    job = parse_job(request.get_data(), _settings())
+    body = request.get_data()
+    job = parse_job(body, _settings())
     admission: Admission = current_app.config["ADMISSION"]
-    g.job_id = enqueue(admission, current_app.config["QUEUE"], job, g.tenant)
+    g.job_id = enqueue(admission, current_app.config["QUEUE"], job, g.tenant, len(body))
     g.job = job
     return g.job_id
 

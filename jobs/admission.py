@@ -24,15 +24,17 @@ ADMIT_HIGH_WATER = 0.60
 # KEYS: queue, active set, recent set, job record, stored set, stored bytes.
 # ARGV: now, job id, slot lapse (ms), concurrent, per minute, window (ms), max queue depth,
 #       record ttl (s), memory bound (bytes) of a Redis without maxmemory, admission high
-#       water, stored bytes quota, job record key prefix, then the record's fields as
-#       name, value pairs.
+#       water, stored bytes quota, job record key prefix, bytes the job's message will
+#       take, then the record's fields as name, value pairs.
 # Refusals for memory and stored bytes also return what is used and what is allowed.
 _ADMIT = (
     LUA_HELPERS
     + """
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[7]) then return {'queue', 0} end
 local used, limit = memory(ARGV[9])
-if limit > 0 and used >= limit * tonumber(ARGV[10]) then return {'memory', 0, used, limit} end
+if limit > 0 and used + tonumber(ARGV[13]) >= limit * tonumber(ARGV[10]) then
+  return {'memory', 0, used, limit}
+end
 local now, lapse, window = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
 local concurrent, per_minute = tonumber(ARGV[4]), tonumber(ARGV[5])
 local stored_quota = tonumber(ARGV[11])
@@ -70,7 +72,7 @@ if concurrent > 0 or per_minute > 0 then
   redis.call('PEXPIRE', KEYS[2], lapse)
   redis.call('PEXPIRE', KEYS[3], window)
 end
-redis.call('HSET', KEYS[4], unpack(ARGV, 13))
+redis.call('HSET', KEYS[4], unpack(ARGV, 14))
 redis.call('EXPIRE', KEYS[4], ARGV[8])
 return {'ok', 0}
 """.replace("'QUEUED'", f"'{JobStatus.QUEUED}'").replace("'RUNNING'", f"'{JobStatus.RUNNING}'")
@@ -139,14 +141,19 @@ class Admission:
             quotas["concurrent"] = self.share()
         return quotas
 
-    def admit(self, job_id: str, timeout_ms: int, tenant: str) -> Refusal | None:
-        """Create the job's record, or say which limit refuses it and for how long."""
+    def admit(
+        self, job_id: str, timeout_ms: int, tenant: str, message_bytes: int = 0
+    ) -> Refusal | None:
+        """Create the job's record, or say which limit refuses it and for how long.
+        `message_bytes`: what the job's message will add to Redis once queued, counted
+        against the memory high water with what Redis already holds."""
         now, store, quotas = now_ms(), self.store, self.quotas(tenant)
         names = [self.queue, keys.active(tenant), keys.recent(tenant), store.key(job_id)]
         names += [keys.stored(tenant), keys.stored_bytes(tenant)]
         args = [now, job_id, store.pending_ttl * 1000, quotas["concurrent"], quotas["per_minute"]]
         args += [WINDOW_MS, self.max_depth, store.pending_ttl]
         args += [store.memory_limit, ADMIT_HIGH_WATER, quotas["stored_bytes"], keys.job("")]
+        args.append(message_bytes)
         record = store.new_record(timeout_ms, tenant, now, quotas["stored_bytes"])
         for name, value in record.items():
             args += [name, value]

@@ -4,11 +4,12 @@ redis-server."""
 import time
 import uuid
 
-from jobs.admission import Admission
+from jobs.admission import ADMIT_HIGH_WATER, Admission
 from jobs.keys import active as active_key
 from jobs.keys import recent as recent_key
 from jobs.store import JobStore
 from sandbox import Outcome
+from sandbox.limits import MIB
 
 QUEUE = "test-queue"
 
@@ -108,3 +109,17 @@ def test_a_tenant_with_its_own_quota_is_held_to_it_and_others_to_the_default(db)
     assert (refusal.limit, refusal.allowed) == ("concurrent", 1)
     assert [admit(gate, other) for _ in range(3)] == [None] * 3
     assert admit(gate, other).allowed == 3
+
+
+def test_a_job_whose_message_would_take_redis_past_the_high_water_is_refused(db):
+    """What the job's message will add counts with what Redis already holds: a burst of
+    large bodies cannot cross into the reserve that keeps Celery's own writes possible."""
+    used = int(db.info("memory")["used_memory"])
+    bound = int((used + 4 * MIB) / ADMIT_HIGH_WATER)  # 4 MiB left below the high water
+    store = JobStore(db, result_ttl=60, pending_ttl=60, memory_limit=bound)
+    gate, owner = Admission(store, QUEUE, 1000, 0, 0), tenant()
+    assert gate.admit(str(uuid.uuid4()), 1000, owner, message_bytes=64 * 1024) is None
+    refused_id = str(uuid.uuid4())
+    refusal = gate.admit(refused_id, 1000, owner, message_bytes=8 * MIB)
+    assert refusal is not None and refusal.limit == "memory"
+    assert store.get(refused_id) is None
