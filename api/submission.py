@@ -82,10 +82,12 @@ def refused(refusal: Refusal) -> ApiError:
     if refusal.limit == "queue":
         return Unavailable(f"Queue is full ({refusal.allowed} jobs waiting); retry later")
     if refusal.limit == "memory":
+        over = f"over the {ADMIT_HIGH_WATER:.0%} at which new jobs are refused"
+        if refusal.incoming:
+            over = f"this job's {_mib(refusal.incoming)} would take it {over}"
         return Unavailable(
             f"Result store is full (Redis uses {_mib(refusal.used)} of its {_mib(refusal.allowed)}"
-            f" limit, over the {ADMIT_HIGH_WATER:.0%} at which new jobs are refused); retry later,"
-            " once stored results expire"
+            f" limit, {over}); retry later, once stored results expire"
         )
     retry_after = str(math.ceil(refusal.retry_after_ms / 1000))
     if refusal.limit == "stored":

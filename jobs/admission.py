@@ -53,9 +53,11 @@ if stored_quota > 0 then
 end
 if concurrent > 0 or per_minute > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local status = redis.call('HGET', ARGV[12] .. id, 'status')
-    if status ~= 'QUEUED' and status ~= 'RUNNING' then redis.call('ZREM', KEYS[2], id) end
+  if concurrent > 0 then  -- at most `concurrent` slots to look at: those still held count
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      local status = redis.call('HGET', ARGV[12] .. id, 'status')
+      if status ~= 'QUEUED' and status ~= 'RUNNING' then redis.call('ZREM', KEYS[2], id) end
+    end
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
   local refused, wait = false, 0
@@ -67,9 +69,11 @@ if concurrent > 0 or per_minute > 0 then
     refused, wait = refused or 'concurrent', math.max(wait, 1000)
   end
   if refused then return {refused, wait} end
-  redis.call('ZADD', KEYS[2], now + lapse, ARGV[2])
+  if concurrent > 0 then
+    redis.call('ZADD', KEYS[2], now + lapse, ARGV[2])
+    redis.call('PEXPIRE', KEYS[2], lapse)
+  end
   redis.call('ZADD', KEYS[3], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], lapse)
   redis.call('PEXPIRE', KEYS[3], window)
 end
 redis.call('HSET', KEYS[4], unpack(ARGV, 14))
@@ -85,6 +89,7 @@ class Refusal:
     allowed: int  # that limit's value (bytes for "memory" and "stored")
     retry_after_ms: int
     used: int = 0  # for "memory" and "stored": bytes in use
+    incoming: int = 0  # for "memory": the job's own message, if it is what crosses the limit
 
 
 class SlotShare:
@@ -163,7 +168,9 @@ class Admission:
             return None
         if verdict in ("memory", "stored"):
             used, allowed = (int(figure) for figure in figures)
-            return Refusal(verdict, allowed, max(int(wait_ms), 0), used)
+            crossed_by_it = verdict == "memory" and used < allowed * ADMIT_HIGH_WATER
+            incoming = message_bytes if crossed_by_it else 0
+            return Refusal(verdict, allowed, max(int(wait_ms), 0), used, incoming)
         allowed = self.max_depth if verdict == "queue" else quotas[verdict]
         return Refusal(verdict, allowed, max(int(wait_ms), 0))
 

@@ -19,6 +19,7 @@ import os
 import pwd
 import signal
 import stat
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,7 +211,7 @@ def _landlock_version() -> int:
         return 0
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
-        os._exit(0 if landlock.restrict_writes_to("/tmp", version) else 1)
+        os._exit(0 if landlock.restrict_writes_to(tempfile.gettempdir(), version) else 1)
     _, status = os.waitpid(pid, 0)
     return version if os.waitstatus_to_exitcode(status) == 0 else 0
 
@@ -279,10 +280,11 @@ class JobCgroup:
         self._write("pids", "pids.max", "pids.max", str(MAX_THREADS))
 
     def move_cpu(self, group: str, pids: list[int]) -> bool:
-        """Move processes `pids` (a job's launcher and Deno) from its own CPU group into one under `group`'s, so all the
-        jobs of a group together weigh as much as any other group's (cgroup v1, where CPU
-        is a hierarchy of its own; memory and pids stay where they are). The job keeps its
-        quota of `cpus`. False if it stays where it is (v2, no CPU group, or refused)."""
+        """Move the job's processes `pids` (its launcher and Deno) from its own CPU group
+        into one under `group`'s, so all the jobs of a group together weigh as much as any
+        other group's (cgroup v1, where CPU is a hierarchy of its own; memory and pids stay
+        where they are). The job keeps its quota of `cpus`. False if it stays where it is
+        (v2, no CPU group, or refused)."""
         old = self.dirs.get("cpu")
         if self.version != 1 or old is None or old.parent.name.startswith(GROUP_PREFIX):
             return False

@@ -75,10 +75,25 @@ def available(drop_user: tuple[int, int] | None) -> bool:
 
 
 def child_pid(launcher_pid: int) -> int | None:
-    """The launcher's child (Deno), once it has forked it."""
+    """The launcher's child (Deno), once it has forked it: from the kernel's list of a
+    task's children, or, where the kernel keeps none, from each process's parent."""
     try:
         with open(f"/proc/{launcher_pid}/task/{launcher_pid}/children", "rb") as children:
             pids = children.read().split()
+    except FileNotFoundError:
+        pids = [pid for pid in _pids() if _parent(pid) == launcher_pid]
     except OSError:
         return None
     return int(pids[0]) if pids else None
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -41,6 +41,7 @@ HARNESS = Path(__file__).with_name("harness.js")
 WORKDIR_PREFIX = "sandbox-job-"
 REAP_WAIT_SECONDS = 5.0  # for a killed Deno to be gone (it needs no more than its exit)
 LAUNCHER_EXIT_SECONDS = 0.5  # for a launcher whose Deno has ended to end too
+FIND_DENO_SECONDS = 1.0  # for a launcher to have forked Deno
 
 # Without a memory cgroup, RLIMIT_DATA (set in `_child_setup`) backs up the runner's RSS
 # watchdog, which is the real cap: it kills the process once its RSS passes the job's
@@ -195,19 +196,24 @@ class DenoProcess:
     def deno_pid(self) -> int:
         """Deno's own process: the launcher's child where namespaces need one
         (`namespaces.launcher`), found once it exists; else the process started."""
-        if not self.launched:
-            return self.popen.pid
-        deadline = time.monotonic() + 1.0
-        while self._deno_pid is None and self.popen.poll() is None:
-            self._deno_pid = namespaces.child_pid(self.popen.pid)
-            if self._deno_pid is None:
-                if time.monotonic() > deadline:
-                    return self.popen.pid
-                time.sleep(0.001)
-            else:  # held, so that `reap` can wait for its end, not for a reused pid's
-                with contextlib.suppress(OSError):
-                    self._deno_pidfd = os.pidfd_open(self._deno_pid)
+        if self.launched and self._deno_pid is None:
+            self._find_deno()
         return self._deno_pid or self.popen.pid
+
+    def _find_deno(self) -> None:
+        """Wait (a moment at most: the launcher forks at once) for the launcher's child,
+        and hold it, so that `reap` can wait for its end, not for a reused pid's. Looked
+        for once; a launcher that is gone, or never forks, leaves the launcher's pid."""
+        deadline = time.monotonic() + FIND_DENO_SECONDS
+        while self.popen.poll() is None and time.monotonic() < deadline:
+            pid = namespaces.child_pid(self.popen.pid)
+            if pid is not None:
+                self._deno_pid = pid
+                with contextlib.suppress(OSError):
+                    self._deno_pidfd = os.pidfd_open(pid)
+                return
+            time.sleep(0.001)
+        self._deno_pid = self.popen.pid
 
     def share_cpu_with(self, group: str) -> bool:
         """For a job that runs a while: share CPU with the other jobs of `group` (e.g. one

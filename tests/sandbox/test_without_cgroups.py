@@ -23,10 +23,15 @@ import pytest
 from sandbox.process import deno_binary
 
 ROOT = Path(__file__).resolve().parents[2]
-# Memory (RLIMIT_DATA, bombs, Workers), CPU, user, network and how they are described. Not
+# Memory (RLIMIT_DATA, bombs, Workers), CPU, user, network and how they are described, and
+# what code past Deno's permissions finds (namespaces, Landlock). Not
 # tests/sandbox/test_process_lifetime.py: it counts every harness process on the machine,
 # so it fails whenever another checkout's tests run beside it.
-SELECTED = ["tests/security/test_confinement.py"]
+SELECTED = [
+    "tests/security/test_confinement.py",
+    "tests/security/test_namespaces.py",
+    "tests/security/test_landlock.py",
+]
 SECONDS = 100  # under pytest's own 120 s per test
 DESCRIBE = "import json; from sandbox.process import confinement; print(json.dumps(confinement().describe()))"
 

@@ -122,4 +122,12 @@ def test_a_job_whose_message_would_take_redis_past_the_high_water_is_refused(db)
     refused_id = str(uuid.uuid4())
     refusal = gate.admit(refused_id, 1000, owner, message_bytes=8 * MIB)
     assert refusal is not None and refusal.limit == "memory"
+    assert refusal.incoming == 8 * MIB  # what crossed the high water, for its message
     assert store.get(refused_id) is None
+
+
+def test_a_tenant_with_only_a_per_minute_quota_holds_no_slots(db):
+    gate, owner = admission(db, per_minute=100), tenant()
+    assert all(admit(gate, owner) is None for _ in range(5))
+    assert not db.exists(active_key(owner))
+    assert db.zcard(recent_key(owner)) == 5
