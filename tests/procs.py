@@ -57,7 +57,7 @@ def starter_of(deno: int) -> int:
     """The process that started Deno process `deno`: its parent, or the parent of the
     launcher that started it in namespaces of its own."""
     parent = psutil.Process(deno).parent()
-    if parent is not None and parent.cmdline()[:1] == namespaces.launcher()[:1]:
+    if parent is not None and parent.cmdline()[:1] == (namespaces.launcher() or [None])[:1]:
         parent = parent.parent()
     return parent.pid if parent is not None else 0
 
