@@ -230,11 +230,21 @@ class Prespawned:
         post(self._reaper, process.reap)
 
     def refill(self) -> None:
-        """Start replacements now. Call it once the job's answer is on its way: starting
-        a process costs ~15 ms of CPU, which should not compete with delivering it.
-        Without a call, an empty pool refills on the next `take` or within a second."""
+        """Start replacements now and wait (START_WAIT_SECONDS at most) until they are
+        ready. Call it once the job's answer is on its way: starting a process costs
+        ~15 ms of CPU, which should not compete with delivering it. Waiting keeps the
+        caller from taking its next job before a process is at hand for it (a Celery pool
+        process that is free gets the next job, so the one that just finished one would
+        get the next, and that job would wait for its process to start). Without a
+        call, an empty pool refills on the next `take` or within a second."""
+        deadline = time.monotonic() + START_WAIT_SECONDS
         with self._ready:
             self._top_up()
+            while self._starting and len(self._idle) < self.size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._ready.wait(remaining)
 
     def _top_up(self) -> None:
         """Start processes until idle plus starting reaches `size` (lock held)."""
@@ -251,8 +261,8 @@ class Prespawned:
                 self._starting -= 1
                 if process is not None and not self._closed:
                     self._idle.append(process)
-                    self._ready.notify()
                     process = None
+                self._ready.notify_all()  # (a failed start too: `refill` stops waiting for it)
             if process is not None:
                 post(self._reaper, process.reap)
 

@@ -74,7 +74,7 @@ def run_job(self: Any, *args: Any, **kwargs: Any) -> None:
 
     recorded = _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
     if job_spec.isolation != "none":
-        prespawned().refill()
+        prespawned().refill()  # before this pool process is free to take another job
     events.event(
         "job",
         job_id=job_id,

@@ -51,6 +51,13 @@ def test_a_replacement_is_started_after_each_job(pool):
     assert {p.deno_pid for p in pool._idle}.isdisjoint(first)
 
 
+def test_refill_returns_once_a_replacement_is_idle(pool):
+    wait_idle(pool)
+    run(job("export function run() { return 1 }"), LIMITS, processes=pool)
+    pool.refill()
+    assert pool.idle == 1
+
+
 def test_every_job_gets_a_process_no_other_job_used(pool):
     writer = (
         "export function run() { localStorage.setItem('k', 'v'); globalThis.mark = 1; return 'w' }"
