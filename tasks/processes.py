@@ -10,6 +10,7 @@ import functools
 import os
 import socket
 import threading
+import time
 
 from celery.signals import worker_process_init, worker_process_shutdown
 
@@ -19,7 +20,8 @@ from sandbox.process import confinement
 from sandbox.shared import SharedProcessRunner
 from tasks.app import redis_client, settings
 
-REPORT_SECONDS = 1.0
+REPORT_SECONDS = 1.0  # how soon a change of the figure is reported
+REFRESH_SECONDS = 3.0  # an unchanged figure, within jobs.presence's IDLE_TTL_SECONDS
 _stopping = threading.Event()
 _reporter: list[threading.Thread] = []
 _pools: dict[str, Prespawned | SharedProcessRunner] = {}
@@ -61,12 +63,18 @@ def pool_process() -> str:
 
 
 def _report_idle() -> None:
-    """For /metrics: how many pre-spawned processes wait for a job here."""
+    """For /metrics: how many pre-spawned processes wait for a job here. Every pool
+    process reports (32 per worker by default): an unchanged figure only as often as
+    keeps it present."""
+    reported, when = None, 0.0
     while not _stopping.wait(REPORT_SECONDS):
         pool = _pools.get("prespawned")  # never creates one: it may be shutting down
+        idle = pool.idle if isinstance(pool, Prespawned) else 0
+        if idle == reported and time.monotonic() - when < REFRESH_SECONDS:
+            continue
         with contextlib.suppress(Exception):  # Redis away: the figure lapses, and returns
-            idle = pool.idle if isinstance(pool, Prespawned) else 0
             idle_processes().report(pool_process(), idle)
+            reported, when = idle, time.monotonic()
 
 
 @worker_process_init.connect

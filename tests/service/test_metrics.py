@@ -56,7 +56,7 @@ def test_durations_are_histograms_that_see_each_job(api):
 def test_live_workers_and_idle_prespawned_processes_are_gauges(api):
     deadline = time.monotonic() + 10
     while (samples := scrape(api))["sandbox_prespawned_idle"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)  # each of the 2 pool processes reports its idle process every second
+        time.sleep(0.2)  # each of the 2 pool processes reports its idle process within a second
     assert samples["sandbox_workers_live"] == 1
     assert samples["sandbox_prespawned_idle"] == 2
 
