@@ -45,32 +45,22 @@ def run_job(self: Any, *args: Any, **kwargs: Any) -> None:
         return
     # The pool process's parent is the worker's main process, whose identity beats.
     identity = identity_of_main_process(self.request.hostname, os.getppid())
-    verdict = _through_redis_outage(lambda: store.start(job_id, identity), job_id)
-    if verdict == "lost":
-        lost = JobError(WORKER_LOST, "The job's worker died twice while running it")
-        store.finish(job_id, Outcome(error=lost))
-    if verdict != "run":
-        events.event("job", job_id=job_id, worker=identity, skipped=verdict)
-        return
-    started, pids = time.perf_counter(), []
+    with _cancel_event(job_id) as cancel:  # watched first: the start sees any cancel before
+        verdict = _through_redis_outage(lambda: store.start(job_id, identity), job_id)
+        if verdict == "lost":
+            lost = JobError(WORKER_LOST, "The job's worker died twice while running it")
+            store.finish(job_id, Outcome(error=lost))
+        if verdict != "run":
+            events.event("job", job_id=job_id, worker=identity, skipped=verdict)
+            return
+        started, pids = time.perf_counter(), []
 
-    def record_pid(pid: int) -> None:
-        pids.append(pid)
-        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-            store.set_pid(job_id, pid)  # for operators only: not worth failing a job over
+        def record_pid(pid: int) -> None:
+            pids.append(pid)
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                store.set_pid(job_id, pid)  # for operators only: not worth failing a job over
 
-    with _cancel_event(job_id) as cancel:
-        try:
-            if job_spec.isolation == "none":
-                outcome = shared_runner().run(job_spec, cancel, record_pid)
-            else:
-                # A job running a while shares CPU with its key's others: one key weighs as one.
-                processes = Grouped(prespawned(), lambda: store.owner(job_id))
-                outcome = sandbox.run(job_spec, settings.limits, cancel, processes, record_pid)
-        except Exception as error:  # a bug of ours must still end the job, never leave it running
-            log.exception("the sandbox failed on job %s", job_id)
-            failure = JobError(PROCESS_ERROR, f"The sandbox failed: {type(error).__name__}")
-            outcome = Outcome(error=failure)
+        outcome = _run(job_id, job_spec, cancel, record_pid)
 
     recorded = _through_redis_outage(lambda: store.finish(job_id, outcome), job_id)
     if job_spec.isolation != "none":
@@ -85,6 +75,22 @@ def run_job(self: Any, *args: Any, **kwargs: Any) -> None:
         recorded=recorded,  # False: it had already ended (e.g. was cancelled)
         run_ms=round((time.perf_counter() - started) * 1000, 2),
     )
+
+
+def _run(
+    job_id: str, job: sandbox.Job, cancel: threading.Event, on_process: Callable[[int], None]
+) -> Outcome:
+    """The job's outcome; a bug of ours still ends the job, never leaves it running."""
+    try:
+        if job.isolation == "none":
+            return shared_runner().run(job, cancel, on_process)
+        # A job running a while shares CPU with its key's others: one key weighs as one.
+        processes = Grouped(prespawned(), lambda: job_store().owner(job_id))
+        return sandbox.run(job, settings.limits, cancel, processes, on_process)
+    except Exception as error:
+        log.exception("the sandbox failed on job %s", job_id)
+        failure = JobError(PROCESS_ERROR, f"The sandbox failed: {type(error).__name__}")
+        return Outcome(error=failure)
 
 
 def _through_redis_outage(change: Callable[[], T], job_id: str) -> T:
@@ -102,15 +108,14 @@ def _through_redis_outage(change: Callable[[], T], job_id: str) -> T:
 
 @contextlib.contextmanager
 def _cancel_event(job_id: str) -> Iterator[threading.Event]:
-    """Set when the job is cancelled, whether before or while it runs."""
+    """Set when the job is cancelled once the watch has begun. Begun before the job's
+    start, whose script refuses a job cancelled earlier: between them, no cancel is
+    missed, and the start needs no read of the record of its own."""
     store = job_store()
     channel = store.cancel_channel(job_id)
     event = _cancels.watch(channel)
-    cancelled = _OnlyIfCancelled(event, store, job_id)
-    event.set()  # a cancel sent before the watch began is found by this first check, made
-    cancelled.check()  # before the job's clock starts
     try:
-        yield cancelled
+        yield _OnlyIfCancelled(event, store, job_id)
     finally:
         _cancels.unwatch(channel, event)
 
@@ -132,12 +137,6 @@ class _OnlyIfCancelled(threading.Event):
             self._wake.clear()
             threading.Thread(target=self._check, name="cancel-check", daemon=True).start()
         return super().is_set()
-
-    def check(self) -> None:
-        """Check the store now, in this thread."""
-        if self._checking.acquire(blocking=False):
-            self._wake.clear()
-            self._check()
 
     def _check(self) -> None:
         """With `_checking` held. Redis away: the notifier wakes every waiter again once it

@@ -57,6 +57,14 @@ def test_cancel_wins_over_a_later_finish(db):
     assert store.get(job_id).status == "cancelled"
 
 
+def test_a_job_cancelled_while_queued_is_not_started(db):
+    store = JobStore(db, result_ttl=60, pending_ttl=60)
+    job_id = str(uuid.uuid4())
+    assert Admission(store, "queue", 1_000, 0, 0).admit(job_id, 5_000, ANONYMOUS) is None
+    assert store.cancel(job_id) == "queued"
+    assert store.start(job_id, "worker@host:1") == "final"
+
+
 def test_the_worker_delivered_a_queued_job_holds_it_until_it_is_requeued(db):
     store = JobStore(db, result_ttl=60, pending_ttl=60)
     job_id = str(uuid.uuid4())

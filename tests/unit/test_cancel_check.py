@@ -29,7 +29,10 @@ class HangingStore:
 
 
 class DownStore:
+    calls = 0
+
     def get(self, job_id: str) -> Record:
+        self.calls += 1
         raise redis.ConnectionError("Redis is away")
 
 
@@ -48,24 +51,34 @@ def test_a_check_that_hangs_on_redis_does_not_hold_up_the_tick():
         time.sleep(0.01)
 
 
-def test_a_cancel_sent_before_the_watch_is_found_by_the_first_check():
-    store = HangingStore(JobStatus.CANCELLED)
-    store.released.set()
-    cancelled = _OnlyIfCancelled(threading.Event(), store, "job")
-    cancelled.check()
-    assert cancelled.is_set()
+def checked(cancelled: _OnlyIfCancelled, store: "HangingStore | DownStore") -> bool:
+    """Woken, asked once, and its check (on a thread of its own) over: is it set?"""
+    cancelled.is_set()  # starts the check
+    deadline = time.monotonic() + 5
+    while store.calls == 0 or cancelled._checking.locked():
+        assert time.monotonic() < deadline, "the check never ended"
+        time.sleep(0.01)
+    return cancelled.is_set()
 
 
 def test_redis_away_at_a_check_leaves_the_job_running():
-    wake = threading.Event()
-    cancelled = _OnlyIfCancelled(wake, DownStore(), "job")
-    cancelled.check()
-    assert not cancelled.is_set() and not wake.is_set()  # the notifier wakes it again later
+    store, wake = DownStore(), threading.Event()
+    cancelled = _OnlyIfCancelled(wake, store, "job")
+    wake.set()
+    assert not checked(cancelled, store) and not wake.is_set()  # the notifier wakes it later
 
 
 def test_a_job_still_running_is_not_cancelled():
-    store = HangingStore(JobStatus.RUNNING)
+    store, wake = HangingStore(JobStatus.RUNNING), threading.Event()
     store.released.set()
-    cancelled = _OnlyIfCancelled(threading.Event(), store, "job")
-    cancelled.check()
-    assert not cancelled.is_set()
+    cancelled = _OnlyIfCancelled(wake, store, "job")
+    wake.set()
+    assert not checked(cancelled, store)
+
+
+def test_a_cancelled_job_is_seen_as_cancelled():
+    store, wake = HangingStore(JobStatus.CANCELLED), threading.Event()
+    store.released.set()
+    cancelled = _OnlyIfCancelled(wake, store, "job")
+    wake.set()
+    assert checked(cancelled, store)
