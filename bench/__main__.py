@@ -350,6 +350,7 @@ def main() -> None:
     with cold_deno() as once:
         f = median([timed_ms(once) for _ in range(30)])
         f_cpu = cpu.f_cpu_ms(once)
+        harness, empty = cpu.harness_cpu_ms(once)
     walls = cpu.sandbox_cpu_ms(cpu.wall_variants())
     floors = {pool: cpu.celery_noop_cpu_ms(pool) for pool in ("solo", "prefork")}
     handed = prespawned_job_ms()
@@ -388,6 +389,8 @@ def main() -> None:
         row(f"  of which {role}", f"{ms:.1f} ms")
     rest = per_job - sum(load[8].by_role.values())
     row("  of which Deno reaped by init, the kernel, others", f"{rest:.1f} ms")
+    row("job's Deno process alone (harness, trivial job)", f"{harness:.1f} ms")
+    row("  / F_cpu measured in turns with it", f"{harness / empty:.2f}")
     for name, ms in walls.items():
         row(f"sandbox.run CPU per job, walls: {name}", f"{ms:.1f} ms = {ms / f_cpu:.2f} F_cpu")
     for name in ("cgroups only", "namespaces (+ user) only", "all"):

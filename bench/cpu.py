@@ -10,16 +10,20 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 from sandbox import Job, Limits, run
+from sandbox.channel import CHANNEL
 from sandbox.confine import Confinement
+from sandbox.denodir import populate
 from sandbox.pool import FreshProcesses
-from sandbox.process import confinement
+from sandbox.process import confinement, deno_argv
 from stack.redis_server import PrivateRedis
 
 
@@ -72,6 +76,36 @@ def f_cpu_ms(once: Callable[[], object], count: int = 30) -> float:
         once()
         samples.append((children_seconds() - before) * 1000)
     return sorted(samples)[len(samples) // 2]
+
+
+def harness_cpu_ms(cold: Callable[[], object], count: int = 30) -> tuple[float, float]:
+    """The floor under a fresh process per job: CPU of the job's own Deno process alone
+    (the harness running a trivial job in a private copy of the prepared DENO_DIR, started
+    without walls and without forking a large parent), median; and F_cpu (`cold`), taken
+    in turns with it so that the machine's drift weighs on both alike."""
+    limits = Limits()
+    argv = deno_argv(limits)
+    line = Job.create("export function run(p) { return p.n + 1 }", "run", {"n": 1}).wire(limits)
+    own, empty = [], []
+    for _ in range(count):
+        with tempfile.TemporaryDirectory() as home:
+            populate(Path(home) / "deno", tuple(argv), None)
+            (Path(home) / CHANNEL).touch()  # the harness writes its frames to a plain file
+            env = {
+                "DENO_DIR": f"{home}/deno",
+                "HOME": home,
+                "NO_COLOR": "1",
+                "PATH": "/usr/bin:/bin",
+            }
+            before = children_seconds()
+            subprocess.run(
+                argv, input=line, cwd=home, env=env, stdout=subprocess.DEVNULL, check=True
+            )
+            own.append((children_seconds() - before) * 1000)
+        before = children_seconds()
+        cold()
+        empty.append((children_seconds() - before) * 1000)
+    return sorted(own)[count // 2], sorted(empty)[count // 2]
 
 
 def wall_variants() -> dict[str, Confinement]:
