@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 1.0
 START_WAIT_SECONDS = 10.0
+# How long `refill` waits for a replacement (~20 ms when the machine is not overloaded):
+# well inside the margin Celery's hard time limit gives a task past its job's timeout.
+REFILL_WAIT_SECONDS = 1.0
 # A job still running after this shares CPU with its group (`Grouped`). Moving a process
 # between cgroup v1 groups costs up to ~5-17 ms (the kernel waits for an RCU grace
 # period; moves right after another are cheap), so short jobs, most of them, are never
@@ -230,14 +233,14 @@ class Prespawned:
         post(self._reaper, process.reap)
 
     def refill(self) -> None:
-        """Start replacements now and wait (START_WAIT_SECONDS at most) until they are
+        """Start replacements now and wait (REFILL_WAIT_SECONDS at most) until they are
         ready. Call it once the job's answer is on its way: starting a process costs
         ~15 ms of CPU, which should not compete with delivering it. Waiting keeps the
         caller from taking its next job before a process is at hand for it (a Celery pool
         process that is free gets the next job, so the one that just finished one would
         get the next, and that job would wait for its process to start). Without a
         call, an empty pool refills on the next `take` or within a second."""
-        deadline = time.monotonic() + START_WAIT_SECONDS
+        deadline = time.monotonic() + REFILL_WAIT_SECONDS
         with self._ready:
             self._top_up()
             while self._starting and len(self._idle) < self.size and not self._closed:
