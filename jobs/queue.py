@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery
 
-from jobs import wire
+from jobs import transport, wire
 from jobs.settings import Settings
 from sandbox.job import Job
 
@@ -36,6 +36,7 @@ class JobQueue:
     """Sends jobs whose record exists to the workers, by task name."""
 
     def __init__(self, settings: Settings) -> None:
+        transport.use()
         self.time_margin_seconds = settings.task_time_margin_seconds
         self.celery = Celery("sandbox", broker=settings.redis_url, set_as_current=False)
         self.celery.conf.update(celery_config(settings))

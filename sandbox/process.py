@@ -5,8 +5,9 @@ The process gets no `--allow-*` flag, no remote/npm/config, its own DENO_DIR (a
 copy of a prepared template: module caches filled, localStorage and caches empty)
 and its own session (so the whole group dies together), plus whatever `confine`
 found the host allows: cgroups, the `nobody` user, namespaces of its own (then it is
-started by a launcher, `namespaces.launcher`), writes held to its directory (Landlock). PR_SET_PDEATHSIG ties its life to the
-thread that started it: if that dies, even by SIGKILL, Deno dies.
+started by a launcher, `namespaces.launcher`), writes held to its directory (Landlock).
+PR_SET_PDEATHSIG ties its life to the thread that started it: if that dies, even by
+SIGKILL, Deno dies.
 """
 
 import contextlib

@@ -31,14 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 import kombu.serialization
-import kombu.transport
 import redis
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
 
-from jobs import events, safe_json
+from jobs import events, safe_json, transport
 from jobs.settings import MAX_PAYLOAD_DEPTH_LIMIT
 from jobs.status import INVALID_JOB, JobStatus
 from jobs.wire import TASK_NAME
@@ -62,9 +61,8 @@ def decode_json(text: str | bytes) -> Any:
 
 
 def install() -> None:
-    """Before any connection: the JSON decoder, and the transports for every Redis URL
-    scheme (aliases, not `broker_transport`, as kombu picks the transport by the URL's
-    scheme again when it fails over to another Sentinel)."""
+    """Before any connection: the JSON decoder, and this module's transports for every
+    Redis URL scheme."""
     kombu.serialization.register(
         "json",
         kombu_json.dumps,
@@ -72,9 +70,7 @@ def install() -> None:
         content_type="application/json",
         content_encoding="utf-8",
     )
-    for scheme in ("redis", "rediss"):
-        kombu.transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
-    kombu.transport.TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
+    transport.install(__name__)
 
 
 def fail_named_job(headers: Any, why: str) -> None:
@@ -202,19 +198,6 @@ class _ScreeningChannel:
             return functools.partial(_ScreeningPrefixedRedis, global_keyprefix=prefix)
         return _ScreeningRedis
 
-    def _create_client(self, asynchronous: bool = False) -> redis.Redis:
-        """kombu builds a new client for every synchronous command it sends (each record
-        of a delivery, each ack): ~0.25 ms of CPU each, mostly redis-py copying its reply
-        callbacks. A client is only a thread-safe handle on its connection pool, so one
-        per pool serves them all."""
-        if asynchronous:
-            return super()._create_client(asynchronous)  # type: ignore[misc]
-        pool = self.pool  # type: ignore[attr-defined]
-        client = self.__dict__.get("_sync_client")
-        if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_sync_client"] = super()._create_client(False)  # type: ignore[misc]
-        return client
-
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         known: dict[bool, dict[str, Any]] = self.__dict__.setdefault("_known_connparams", {})
         try:
@@ -253,19 +236,19 @@ class RecordingQoS(kombu_redis.QoS):
                 time.sleep(0.5)
 
 
-class Channel(_ScreeningChannel, kombu_redis.Channel):
+class Channel(_ScreeningChannel, transport.Channel):
     QoS = RecordingQoS
 
 
-class SentinelChannel(_ScreeningChannel, kombu_redis.SentinelChannel):
+class SentinelChannel(_ScreeningChannel, transport.SentinelChannel):
     QoS = RecordingQoS
 
 
-class Transport(kombu_redis.Transport):
+class Transport(transport.Transport):
     Channel = Channel
 
 
-class SentinelTransport(kombu_redis.SentinelTransport):
+class SentinelTransport(transport.SentinelTransport):
     Channel = SentinelChannel
 
 
